@@ -1,0 +1,138 @@
+"""The ``pst-yolo`` console command: ``yolo``'s ``key=value`` syntax, plus pst-yolo's own subcommands.
+
+    pst-yolo train model=yolo11n-pst.yaml data=coco8.yaml   # stock modes go to Ultralytics unchanged
+    pst-yolo quickstart                                     # build yolo11n-pst, run it on bundled images
+    pst-yolo synth out=datasets/synth train=64 val=16 imgsz=128 seed=0
+
+Each subcommand is a thin wrapper over a Python function (named in its help line).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+STOCK_MODES = ("train", "val", "predict", "export", "track", "benchmark")
+STOCK_TASKS = ("detect", "segment", "classify", "pose", "obb")
+
+
+class CLIError(ValueError):
+    """Bad command-line input; the message says what to fix."""
+
+
+def parse_kv(args: Sequence[str], allowed: dict[str, Callable[[str], Any]], command: str) -> dict[str, Any]:
+    """Parse ``key=value`` words; ``allowed`` maps each key to a converter. Unknown keys are an error."""
+    out: dict[str, Any] = {}
+    for word in args:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise CLIError(f"'{word}' is not key=value; `pst-yolo {command}` takes: {', '.join(allowed)}")
+        if key not in allowed:
+            raise CLIError(f"unknown key '{key}' for `pst-yolo {command}`; valid keys: {', '.join(allowed)}")
+        try:
+            out[key] = allowed[key](value)
+        except ValueError as e:
+            raise CLIError(f"{key}={value}: {e}") from e
+    return out
+
+
+def _to_bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Subcommands
+# ---------------------------------------------------------------------------------------------
+def cmd_stock(argv: list[str]) -> int:
+    """Hand a stock mode to Ultralytics' own CLI entry point, exactly as ``yolo`` would."""
+    from pst_yolo.integration import register
+
+    register()
+    from ultralytics.cfg import entrypoint
+
+    saved = sys.argv
+    sys.argv = ["yolo", *argv]
+    try:
+        entrypoint()
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def cmd_quickstart(argv: list[str]) -> int:
+    """pst_yolo.quickstart.run(): build a PST model, print its summary, run it on bundled images."""
+    from pst_yolo.quickstart import run
+
+    opts = parse_kv(argv, {"model": str, "imgsz": int, "topk": int, "device": str}, "quickstart")
+    run(**opts)
+    return 0
+
+
+def cmd_synth(argv: list[str]) -> int:
+    """pst_yolo.synth.generate(): a deterministic synthetic detection set in YOLO and COCO formats."""
+    from pst_yolo.synth import SynthSpec, generate
+
+    words = list(argv)
+    if words and "=" not in words[0]:
+        words[0] = f"out={words[0]}"  # `pst-yolo synth OUT ...` like a positional path
+    opts = parse_kv(words, {"out": str, "train": int, "val": int, "imgsz": int, "seed": int}, "synth")
+    out = opts.pop("out", "datasets/pst-synth")
+    data_yaml = generate(out, SynthSpec(**opts))
+    print(f"synthetic dataset written: {data_yaml}")
+    return 0
+
+
+def cmd_configs(argv: list[str]) -> int:
+    """pst_yolo.configs.config_rows(): params/GFLOPs of every shipped config and its stock twin."""
+    from pst_yolo.configs import config_rows, markdown_table
+
+    opts = parse_kv(argv, {"imgsz": int}, "configs")
+    print(markdown_table(config_rows(**opts)))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "quickstart": cmd_quickstart,
+    "configs": cmd_configs,
+    "synth": cmd_synth,
+}
+
+USAGE = f"""usage: pst-yolo MODE key=value ...
+
+pst-yolo's own modes:
+  quickstart   build yolo11n-pst, print its summary, run it on Ultralytics' bundled images (no downloads)
+  configs      params and GFLOPs of the shipped PST configs next to the stock models: pst-yolo configs imgsz=640
+  synth        write a synthetic detection dataset: pst-yolo synth OUT train=64 val=16 imgsz=128 seed=0
+
+Ultralytics modes, passed through unchanged (with PST models registered):
+  {', '.join(STOCK_MODES)}  (optionally after a task: {', '.join(STOCK_TASKS)})
+  e.g. pst-yolo train model=yolo11n-pst.yaml data=coco8.yaml epochs=1
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    mode = args[0]
+    try:
+        if mode in COMMANDS:
+            return COMMANDS[mode](args[1:])
+        if mode in STOCK_MODES or mode in STOCK_TASKS or "=" in mode:
+            return cmd_stock(args)
+        raise CLIError(f"unknown mode '{mode}'. Valid modes: {', '.join([*COMMANDS, *STOCK_MODES])}")
+    except CLIError as e:
+        print(f"pst-yolo: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
