@@ -50,19 +50,60 @@ def _to_bool(value: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Subcommands
 # ---------------------------------------------------------------------------------------------
-def cmd_stock(argv: list[str]) -> int:
-    """Hand a stock mode to Ultralytics' own CLI entry point, exactly as ``yolo`` would."""
-    from pst_yolo.integration import register
+def _require_pst_layers(model: str | None) -> None:
+    """``topk=`` on a model without PST layers would silently do nothing: refuse instead."""
+    if not model:
+        return  # Ultralytics picks its default model, which has no PST layers
+    from ultralytics import YOLO
 
+    from pst_yolo.topk import pst_layers
+
+    if not pst_layers(YOLO(model)):
+        raise CLIError(f"topk= was given, but model={model} has no PST layers; drop topk= or use a PST model")
+
+
+def cmd_stock(argv: list[str]) -> int:
+    """Hand a stock mode to Ultralytics' own CLI entry point, exactly as ``yolo`` would.
+
+    ``topk=K`` becomes ``PST_TOPK=K`` and ``fine_train=...`` becomes ``PST_FINE_TRAIN`` for this
+    process and the ones it starts (DDP workers), since Ultralytics rejects keys it does not know.
+    """
+    import os
+
+    from pst_yolo.fine_train import ENV_FINE_TRAIN, FineTrainSchedule
+    from pst_yolo.integration import register
+    from pst_yolo.policy import ENV_TOPK, parse_topk
+
+    ours = {"topk": None, "fine_train": None}
+    rest = []
+    for word in argv:
+        key, sep, value = word.partition("=")
+        if sep and key in ours:
+            ours[key] = value
+        else:
+            rest.append(word)
+    try:
+        if ours["topk"] is not None:
+            os.environ[ENV_TOPK] = str(parse_topk(ours["topk"], source="topk"))
+        if ours["fine_train"] is not None:
+            FineTrainSchedule.parse(ours["fine_train"])
+            os.environ[ENV_FINE_TRAIN] = ours["fine_train"]
+    except ValueError as e:
+        raise CLIError(str(e)) from e
     register()
+    if ours["topk"] is not None:
+        _require_pst_layers(next((w.partition("=")[2] for w in rest if w.startswith("model=")), None))
     from ultralytics.cfg import entrypoint
 
-    saved = sys.argv
-    sys.argv = ["yolo", *argv]
+    argv = rest
+
+    # Ultralytics keeps a reference to sys.argv taken at import (ultralytics.utils.ARGV): edit in place.
+    saved = list(sys.argv)
+    sys.argv[:] = ["yolo", *argv]
     try:
         entrypoint()
     finally:
-        sys.argv = saved
+        sys.argv[:] = saved
     return 0
 
 
@@ -114,6 +155,9 @@ pst-yolo's own modes:
 Ultralytics modes, passed through unchanged (with PST models registered):
   {', '.join(STOCK_MODES)}  (optionally after a task: {', '.join(STOCK_TASKS)})
   e.g. pst-yolo train model=yolo11n-pst.yaml data=coco8.yaml epochs=1
+  plus two keys of pst-yolo's own:
+    topk=K        inference top-k of every PST layer (0 = coarse only; default: the checkpoint's, 8 for new models)
+    fine_train=X  fine-aware training: N = fine branch in the last N epochs, P in (0,1] = on that share of batches
 """
 
 

@@ -18,6 +18,13 @@ Internals used, and why:
   silently; for PST layers a mismatch means weights from another scale, so the wrapper raises.
 - ``tasks.LOGGER`` -- the model table printed by ``parse_model`` is replayed with the PST rows
   filled in, so users see the real layers.
+- ``tasks.torch_safe_load`` -- every checkpoint load goes through it (``YOLO("best.pt")``,
+  AutoBackend for val/predict, resume); ``PST_TOPK``, when set, overrides the saved k there.
+- ``AutoBackend.__init__`` and ``BaseValidator.__call__`` -- the places where val and predict get
+  their model; each logs one line saying which k every PST layer uses.
+- ``callbacks.default_callbacks`` -- ``on_export_start`` logs the k and records it in the export
+  metadata (``pst_topk``; k is fixed in the exported graph); the training callbacks run the
+  fine-aware training schedule (``pst_yolo.fine_train``).
 - ``tasks._SafeLoad`` (optional) -- under ``ULTRALYTICS_SAFE_LOAD=1`` only allow-listed classes
   may be unpickled; the PST classes are added to torch's safe globals.
 """
@@ -34,7 +41,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from pst_yolo.pst import PST, PSAttn, PSAttnBlock
+from pst_yolo.policy import describe, env_topk, new_model_topk
+
+# pst_yolo.pst (and pst_yolo.topk, which imports it) are imported inside the functions below, not
+# here: importing pst_yolo.pst imports Ultralytics, whose import of tasks can call register() while
+# pst_yolo.pst is still half-initialised.
 
 PST_MODULE_NAMES = frozenset({"PST", "pst_yolo.PST"})
 _registered = False
@@ -134,6 +145,7 @@ _ROW = re.compile(r"^\s*(\d+)\s")
 
 
 def _parse_model_with_pst(original: Callable, d: dict, ch: int, verbose: bool = True):
+    flush_pending_patches()
     rows = list(d["backbone"]) + list(d["head"])
     pst_rows = {i: row for i, row in enumerate(rows) if isinstance(row[2], str) and row[2] in PST_MODULE_NAMES}
     if not pst_rows:
@@ -141,6 +153,8 @@ def _parse_model_with_pst(original: Callable, d: dict, ch: int, verbose: bool = 
 
     from ultralytics.nn import tasks
     from ultralytics.nn.modules import Conv
+
+    from pst_yolo.pst import PST
 
     depth = _depth_multiple(d)
     froms = {i: _check_pst_row(i, f, args) for i, (f, _, _, args) in pst_rows.items()}
@@ -176,7 +190,7 @@ def _parse_model_with_pst(original: Callable, d: dict, ch: int, verbose: bool = 
             c_up = probes[i].conv.in_channels
             n_ = max(round(n * depth), 1) if n > 1 else n
             try:
-                m = PST(c1, c_up, c2, n_, *args[1:])
+                m = PST(c1, c_up, c2, n_, *args[1:], k=new_model_topk())
             except ValueError as e:
                 raise PSTConfigError(
                     f"layer {i} (PST): {e}. Fix: change c2 or e in this row so that int(c2 * width * e) "
@@ -215,6 +229,8 @@ def _check_yaml_with_shipped(original: Callable, file, *args, **kwargs):
 
 def _load_with_pst_check(original: Callable, self, weights, verbose: bool = True):
     """BaseModel.load, but a PST layer whose tensors do not fit is an error, not a silent skip."""
+    from pst_yolo.pst import PST
+
     source = (weights.get("ema") or weights["model"]) if isinstance(weights, dict) else weights
     if isinstance(source, nn.Module):
         theirs = source.state_dict()
@@ -234,6 +250,77 @@ def _load_with_pst_check(original: Callable, self, weights, verbose: bool = True
                         f"the model from the matching config (e.g. yolo11s-pst.yaml for yolo11s-pst weights)"
                     )
     return original(self, weights, verbose)
+
+
+def _torch_safe_load_with_env_topk(original: Callable, *args, **kwargs):
+    from pst_yolo.pst import PST, PSAttn, PSAttnBlock
+    from pst_yolo.topk import pst_layers
+
+    flush_pending_patches()
+    with contextlib.suppress(AttributeError):  # torch < 2.4 has no allow-list (ULTRALYTICS_SAFE_LOAD=1)
+        torch.serialization.add_safe_globals([PST, PSAttnBlock, PSAttn])
+    ckpt, file = original(*args, **kwargs)
+    k = env_topk()
+    if k is not None and isinstance(ckpt, dict):
+        for key in ("model", "ema"):
+            if isinstance(ckpt.get(key), nn.Module):
+                for _, layer in pst_layers(ckpt[key]):
+                    layer.k = k
+    return ckpt, file
+
+
+def flush_pending_patches() -> None:
+    """Apply patches that waited for a module that was mid-import at register() time.
+
+    Every val/predict/export needs a model first, built by parse_model or loaded by
+    torch_safe_load, so flushing there patches the validator and AutoBackend before their use."""
+    from pst_yolo._autoload import flush
+
+    flush()
+
+
+def _log_topk(model: Any) -> list:
+    from ultralytics.utils import LOGGER
+
+    from pst_yolo.topk import pst_layers
+
+    layers = pst_layers(model) if isinstance(model, nn.Module) else []
+    if layers:
+        LOGGER.info(describe(layers))
+    return layers
+
+
+def _autobackend_init_logging_topk(original: Callable, self, *args, **kwargs):
+    original(self, *args, **kwargs)
+    _log_topk(getattr(self, "model", None))
+
+
+def _validator_call_logging_topk(original: Callable, self, trainer=None, model=None, *args, **kwargs):
+    if trainer is not None:  # validation inside training uses the EMA model directly, not AutoBackend
+        ema = getattr(trainer, "ema", None)
+        _log_topk(ema.ema if ema is not None else getattr(trainer, "model", None))
+    return original(self, trainer, model, *args, **kwargs)
+
+
+def _on_export_start(exporter) -> None:
+    layers = _log_topk(getattr(exporter, "model", None))
+    if layers and isinstance(getattr(exporter, "metadata", None), dict):
+        exporter.metadata["pst_topk"] = {name.removeprefix("model."): layer.k for name, layer in layers}
+
+
+def _add_default_callbacks(module) -> None:
+    """Callbacks every Ultralytics trainer/exporter gets (they copy ``default_callbacks`` on creation)."""
+    from pst_yolo import fine_train
+
+    wanted = {
+        "on_export_start": _on_export_start,
+        "on_train_epoch_start": fine_train.on_train_epoch_start,
+        "on_train_batch_start": fine_train.on_train_batch_start,
+        "on_train_end": fine_train.on_train_end,
+    }
+    for event, fn in wanted.items():
+        if fn not in module.default_callbacks[event]:
+            module.default_callbacks[event].append(fn)
 
 
 def _wrap(owner: Any, name: str, wrapper: Callable, method: bool = False) -> None:
@@ -265,12 +352,23 @@ def register() -> None:
         return
     from ultralytics.nn import tasks
 
-    tasks.PST = PST  # parse_model looks YAML module names up in the tasks globals
+    from pst_yolo._autoload import when_imported
+
     _wrap(tasks, "parse_model", _parse_model_with_pst)
     _wrap(tasks, "check_yaml", _check_yaml_with_shipped)
     _wrap(tasks.BaseModel, "load", _load_with_pst_check, method=True)
-    with contextlib.suppress(AttributeError):  # torch < 2.4 has no allow-list
-        torch.serialization.add_safe_globals([PST, PSAttnBlock, PSAttn])
+    _wrap(tasks, "torch_safe_load", _torch_safe_load_with_env_topk)
+    # These modules may be mid-import right now (register() can run from inside Ultralytics' own
+    # import chain), so they are patched once they have finished executing.
+    when_imported(
+        "ultralytics.nn.autobackend",
+        lambda mod: _wrap(mod.AutoBackend, "__init__", _autobackend_init_logging_topk, method=True),
+    )
+    when_imported(
+        "ultralytics.engine.validator",
+        lambda mod: _wrap(mod.BaseValidator, "__call__", _validator_call_logging_topk, method=True),
+    )
+    when_imported("ultralytics.utils.callbacks.base", _add_default_callbacks)
     _registered = True
 
 
