@@ -30,14 +30,15 @@ def _init_conv2d(m: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def _check_upper_size(x: torch.Tensor, upper: torch.Tensor) -> None:
+def _check_upper_size(x: torch.Tensor, upper: torch.Tensor, where: str = "PST") -> None:
     """Raise unless ``upper`` is half of ``x`` spatially (floor or ceil per dimension)."""
     H, W = x.shape[-2:]
     Hu, Wu = upper.shape[-2:]
     if not (H // 2 <= Hu <= (H + 1) // 2 and W // 2 <= Wu <= (W + 1) // 2):
         raise ValueError(
-            "PST: upper must be half the size of x (floor or ceil of H/2 and W/2), "
-            f"got x shape {tuple(x.shape)} and upper shape {tuple(upper.shape)}"
+            f"{where}: upper must be half the size of x (floor or ceil of H/2 and W/2), "
+            f"got x shape {tuple(x.shape)} and upper shape {tuple(upper.shape)}; "
+            "take upper from the next coarser pyramid level (stride twice that of x)"
         )
 
 
@@ -274,6 +275,8 @@ class PST(nn.Module):
     def forward(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
         """xs = (x [B, c1, H, W], upper [B, c_up, Hu, Wu]) -> [B, c2, H, W]."""
         x, upper = xs
+        layer = getattr(self, "i", None)  # model builders such as Ultralytics' set the layer index
+        _check_upper_size(x, upper, "PST" if layer is None else f"layer {layer} (PST)")
         x = self.cv1(x)
         u = self.cvup(upper)
         y = [x]
