@@ -56,7 +56,7 @@ def _require_pst_layers(model: str | None) -> None:
         return  # Ultralytics picks its default model, which has no PST layers
     from ultralytics import YOLO
 
-    from pst_yolo.topk import pst_layers
+    from pst_yolo.toggle import pst_layers
 
     if not pst_layers(YOLO(model)):
         raise CLIError(f"topk= was given, but model={model} has no PST layers; drop topk= or use a PST model")
@@ -139,7 +139,31 @@ def cmd_configs(argv: list[str]) -> int:
     return 0
 
 
+def _int_list(value: str) -> list[int]:
+    return [int(v) for v in value.split(",") if v.strip()]
+
+
+def cmd_compare(argv: list[str]) -> int:
+    """pst_yolo.compare.compare(): validate the same weights at each k and print one table."""
+    from pst_yolo.compare import compare, markdown_table
+
+    keys = {"model": str, "data": str, "topk": _int_list, "imgsz": int, "batch": int, "device": str,
+            "workers": int, "split": str, "save_dir": str}
+    opts = parse_kv(argv, keys, "compare")
+    missing = [k for k in ("model", "data") if k not in opts]
+    if missing:
+        raise CLIError(f"`pst-yolo compare` needs {' and '.join(k + '=' for k in missing)}, "
+                       "e.g. pst-yolo compare model=best.pt data=coco8.yaml topk=0,4,8,16")
+    try:
+        rows = compare(**opts)
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+    print(markdown_table(rows))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "compare": cmd_compare,
     "quickstart": cmd_quickstart,
     "configs": cmd_configs,
     "synth": cmd_synth,
@@ -149,6 +173,7 @@ USAGE = f"""usage: pst-yolo MODE key=value ...
 
 pst-yolo's own modes:
   quickstart   build yolo11n-pst, print its summary, run it on Ultralytics' bundled images (no downloads)
+  compare      validate one model at several top-k: pst-yolo compare model=best.pt data=... topk=0,4,8,16
   configs      params and GFLOPs of the shipped PST configs next to the stock models: pst-yolo configs imgsz=640
   synth        write a synthetic detection dataset: pst-yolo synth OUT train=64 val=16 imgsz=128 seed=0
 

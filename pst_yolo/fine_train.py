@@ -71,7 +71,7 @@ def env_schedule() -> FineTrainSchedule:
 
 
 def _set_fine_in_training(trainer, on: bool) -> None:
-    from pst_yolo.topk import pst_layers
+    from pst_yolo.toggle import pst_layers
 
     model = trainer.model
     model = getattr(model, "module", model)  # DDP wraps the model

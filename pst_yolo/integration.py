@@ -43,7 +43,7 @@ from torch import nn
 
 from pst_yolo.policy import describe, env_topk, new_model_topk
 
-# pst_yolo.pst (and pst_yolo.topk, which imports it) are imported inside the functions below, not
+# pst_yolo.pst (and pst_yolo.toggle, which imports it) are imported inside the functions below, not
 # here: importing pst_yolo.pst imports Ultralytics, whose import of tasks can call register() while
 # pst_yolo.pst is still half-initialised.
 
@@ -254,7 +254,7 @@ def _load_with_pst_check(original: Callable, self, weights, verbose: bool = True
 
 def _torch_safe_load_with_env_topk(original: Callable, *args, **kwargs):
     from pst_yolo.pst import PST, PSAttn, PSAttnBlock
-    from pst_yolo.topk import pst_layers
+    from pst_yolo.toggle import pst_layers
 
     flush_pending_patches()
     with contextlib.suppress(AttributeError):  # torch < 2.4 has no allow-list (ULTRALYTICS_SAFE_LOAD=1)
@@ -282,7 +282,7 @@ def flush_pending_patches() -> None:
 def _log_topk(model: Any) -> list:
     from ultralytics.utils import LOGGER
 
-    from pst_yolo.topk import pst_layers
+    from pst_yolo.toggle import pst_layers
 
     layers = pst_layers(model) if isinstance(model, nn.Module) else []
     if layers:

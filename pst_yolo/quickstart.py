@@ -21,7 +21,7 @@ def run(model: str = "yolo11n-pst.yaml", imgsz: int = 640, topk: int = 8, device
     from ultralytics.utils import ASSETS
 
     from pst_yolo.integration import register
-    from pst_yolo.topk import pst_layers, set_topk
+    from pst_yolo.toggle import pst_layers, set_topk
 
     register()
     torch.manual_seed(0)

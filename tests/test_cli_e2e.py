@@ -32,7 +32,7 @@ def trained(tmp_path_factory):
     from pst_yolo.synth import SynthSpec, generate
 
     root = tmp_path_factory.mktemp("e2e")
-    data = generate(root / "data", SynthSpec(train=16, val=8, imgsz=64, seed=1))
+    data = generate(root / "data", SynthSpec(train=16, val=8, imgsz=96, seed=1))
     _run([str(BIN / "yolo"), "train", "model=yolo11n-pst.yaml", f"data={data}", "epochs=1", "imgsz=64", "batch=8",
           "workers=0", "device=cpu", "plots=False", f"project={root / 'runs'}", "name=train", "exist_ok=True"], cwd=root)
     best = root / "runs" / "train" / "weights" / "best.pt"

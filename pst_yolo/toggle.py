@@ -45,13 +45,28 @@ def get_topk(model: Any) -> int | dict[str, int]:
     return values.pop() if len(values) == 1 else ks
 
 
+def _predictor_module(model: Any) -> nn.Module | None:
+    """The copy of the network an Ultralytics ``YOLO`` object's cached predictor runs, if any.
+
+    ``YOLO.predict`` deep-copies the model into a predictor on first use and reuses it afterwards,
+    so a k set on ``YOLO.model`` alone would silently not reach later predictions.
+    """
+    backend = getattr(getattr(model, "predictor", None), "model", None)
+    inner = getattr(backend, "model", None)
+    return inner if isinstance(inner, nn.Module) and inner is not _as_module(model) else None
+
+
 def set_topk(model: Any, k: int | dict[str, int]) -> int | dict[str, int]:
     """Set k on every PST layer (or per layer, with a dict from ``get_topk``); return the previous value.
 
+    On an Ultralytics ``YOLO`` object this includes the copy held by its cached predictor.
     Raises ``ValueError`` for a negative or non-integer k, or a model without PST layers.
     """
     previous = get_topk(model)
     layers = pst_layers(model)
+    copy = _predictor_module(model)
+    if copy is not None:
+        layers += pst_layers(copy)
     if isinstance(k, dict):
         unknown = set(k) - {name for name, _ in layers}
         if unknown:
