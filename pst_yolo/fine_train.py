@@ -73,11 +73,35 @@ def env_schedule() -> FineTrainSchedule:
 def _set_fine_in_training(trainer, on: bool) -> None:
     from pst_yolo.toggle import pst_layers
 
-    model = trainer.model
-    model = getattr(model, "module", model)  # DDP wraps the model
-    model = getattr(model, "_orig_mod", model)  # so does torch.compile
-    for _, layer in pst_layers(model):
+    for _, layer in pst_layers(_unwrap(trainer.model)):
         layer.fine_in_training = on
+
+
+def _keep_gate_in_graph(attn, inputs, output):
+    """Forward hook: on coarse-only training steps, tie the fine-only parameters (the gate) into the
+    graph with weight zero. Under a fine-aware schedule the set of used parameters would otherwise
+    change from step to step, which DDP with ``static_graph=True`` (Ultralytics' choice with
+    ``compile=True``) rejects. The output is unchanged; the gate gets a zero gradient."""
+    if attn.training and not attn.fine_in_training:
+        gate = attn.gate_conv1d
+        return output + 0.0 * (gate.weight.sum() + gate.bias.sum())
+    return output
+
+
+def keep_gate_in_graph(model) -> list:
+    """Attach ``_keep_gate_in_graph`` to every PSAttn of ``model``; returns the hook handles."""
+    from pst_yolo.toggle import pst_layers
+
+    return [
+        block.attn.register_forward_hook(_keep_gate_in_graph)
+        for _, layer in pst_layers(model)
+        for block in layer._blocks()
+    ]
+
+
+def _unwrap(model):
+    model = getattr(model, "module", model)  # DDP wraps the model
+    return getattr(model, "_orig_mod", model)  # so does torch.compile
 
 
 def _schedule_of(trainer) -> FineTrainSchedule:
@@ -86,6 +110,16 @@ def _schedule_of(trainer) -> FineTrainSchedule:
         schedule = env_schedule()
         trainer._pst_fine_schedule = schedule
     return schedule
+
+
+def on_pretrain_routine_end(trainer) -> None:
+    """With a fine-aware schedule, keep the used-parameter set fixed from step to step (DDP)."""
+    schedule = _schedule_of(trainer)
+    if schedule.enabled:
+        from ultralytics.utils import LOGGER
+
+        LOGGER.info(f"PST fine-aware training: {schedule.describe()}")
+        trainer._pst_gate_hooks = keep_gate_in_graph(_unwrap(trainer.model))
 
 
 def on_train_epoch_start(trainer) -> None:
@@ -111,6 +145,8 @@ def on_train_batch_start(trainer) -> None:
 
 def on_train_end(trainer) -> None:
     _set_fine_in_training(trainer, False)  # the saved model trains coarse-only again by default
+    for handle in getattr(trainer, "_pst_gate_hooks", []):
+        handle.remove()
 
 
 def fine_training(model: Any, schedule: Any) -> FineTrainSchedule:

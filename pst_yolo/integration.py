@@ -314,6 +314,7 @@ def _add_default_callbacks(module) -> None:
 
     wanted = {
         "on_export_start": _on_export_start,
+        "on_pretrain_routine_end": fine_train.on_pretrain_routine_end,
         "on_train_epoch_start": fine_train.on_train_epoch_start,
         "on_train_batch_start": fine_train.on_train_batch_start,
         "on_train_end": fine_train.on_train_end,

@@ -26,23 +26,32 @@ def _gates(module: torch.nn.Module) -> list[torch.nn.Module]:
     return [m.attn.gate_conv1d for _, layer in pst_yolo.pst_layers(module) for m in layer._blocks()]
 
 
+_GATE_CALLS = {"train": 0, "eval": 0}
+
+
+def _count_gate_call(mod, inputs, output) -> None:
+    # Module-level on purpose: Ultralytics deep-copies models (AutoBackend, EMA, predictor) and
+    # pickles them into checkpoints; a plain function survives both and keeps counting here.
+    _GATE_CALLS["train" if mod.training else "eval"] += 1
+
+
 class GateCalls:
     """Counts fine-branch executions (gate calls), split by train/eval mode of the module."""
 
     def __init__(self) -> None:
-        self.train = 0
-        self.eval = 0
+        _GATE_CALLS.update(train=0, eval=0)
 
-    def attach(self, module: torch.nn.Module) -> list:
-        # A plain closure, not a bound method: Ultralytics deep-copies models (AutoBackend, EMA, the
-        # predictor) and deepcopy keeps functions but would copy this counter along with a method.
-        def hook(mod, inputs, output) -> None:
-            if mod.training:
-                self.train += 1
-            else:
-                self.eval += 1
+    @property
+    def train(self) -> int:
+        return _GATE_CALLS["train"]
 
-        return [g.register_forward_hook(hook) for g in _gates(module)]
+    @property
+    def eval(self) -> int:
+        return _GATE_CALLS["eval"]
+
+    @staticmethod
+    def attach(module: torch.nn.Module) -> list:
+        return [g.register_forward_hook(_count_gate_call) for g in _gates(module)]
 
 
 def _randomize_gates(module: torch.nn.Module, seed: int = 0) -> None:
@@ -81,6 +90,17 @@ def _make_attention_matter(module: torch.nn.Module, seed: int = 0) -> None:
         module.eval()
         for bn in bns:
             bn.momentum = 0.03
+        # Scale each head output conv so its logits stay within a few units, like a trained head's
+        # (huge box-distribution logits would turn float rounding into visible box differences).
+        head = module.model[-1]
+        finals = [seq[-1] for seq in (*head.cv2, *head.cv3)]
+        peaks = {}
+        hooks = [c.register_forward_hook(lambda m, i, o: peaks.__setitem__(m, float(o.abs().max()))) for c in finals]
+        module(torch.rand(2, 3, IMGSZ, IMGSZ, generator=gen))
+        for h in hooks:
+            h.remove()
+        for conv in finals:
+            conv.weight.mul_(4.0 / max(peaks[conv], 1e-6))
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +208,12 @@ def _score_change(a, b) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
+def _fused(model):
+    """Export folds BatchNorm into the convolutions; compare against the same folded model."""
+    model.model.fuse()
+    return model
+
+
 def _raw(model, x: torch.Tensor) -> torch.Tensor:
     with torch.inference_mode():
         out = model.model.eval()(x)
@@ -272,12 +298,15 @@ def test_onnx_export_matches_pytorch_and_records_k(checkpoint, tmp_path, k):
     meta = session.get_modelmeta().custom_metadata_map
     assert "pst_topk" in meta and all(f": {k}" in part for part in meta["pst_topk"].strip("{}").split(","))
 
-    reference = YOLO(str(checkpoint))
+    reference = _fused(YOLO(str(checkpoint)))
     pst_yolo.set_topk(reference, k)
     x = torch.rand(1, 3, IMGSZ, IMGSZ, generator=torch.Generator().manual_seed(2))
     expected = _raw(reference, x).numpy()
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    np.testing.assert_allclose(got, expected, atol=1e-3, rtol=0)
+    # Box rows are pixel coordinates of several hundred here (the untrained box head spreads them): allow
+    # float32 rounding at that scale, relative 1e-4 (an abs. 1e-3 bound is checked on a trained model
+    # in test_cli_e2e.py).
+    np.testing.assert_allclose(got, expected, atol=1e-3, rtol=1e-4)
     if k:  # the graph really has the fine branch: it differs from the coarse-only output
         pst_yolo.set_topk(reference, 0)
         assert _score_change(got, _raw(reference, x)) > 0.01
@@ -288,13 +317,22 @@ def test_dynamic_onnx_export_runs_at_several_sizes(checkpoint):
     from ultralytics import YOLO
 
     model = YOLO(str(checkpoint))
-    onnx_path = Path(model.export(format="onnx", imgsz=IMGSZ, opset=17, dynamic=True, simplify=False))
+    # Traced at 128 so k = 8 fits every level (P5 is 4x4 there); k is a constant of the graph, so
+    # inputs must keep at least k coarse tokens per level (96 px: P5 is 3x3 = 9 >= 8).
+    onnx_path = Path(model.export(format="onnx", imgsz=128, opset=17, dynamic=True, simplify=False))
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    reference = YOLO(str(checkpoint))
-    for size in (64, 96, 128):
+    fine = _fused(YOLO(str(checkpoint)))
+    coarse = _fused(YOLO(str(checkpoint)))
+    pst_yolo.set_topk(coarse, 0)
+    for size in (96, 128, 160):
         x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
         got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-        np.testing.assert_allclose(got, _raw(reference, x).numpy(), atol=1e-3, rtol=0)
+        expected, without_fine = _raw(fine, x).numpy(), _raw(coarse, x).numpy()
+        error = np.abs(got - expected).max()
+        # This contrived network's outputs reach ~900 with a wide dynamic range; float32 rounding of
+        # the whole graph stays within 1e-4 of that scale, and far below what the fine branch changes.
+        assert error <= 1e-4 * np.abs(expected).max(), (size, error)
+        assert error < 0.1 * np.abs(expected - without_fine).max(), (size, error)
 
 
 def test_torchscript_export_matches_pytorch(checkpoint):
@@ -307,7 +345,7 @@ def test_torchscript_export_matches_pytorch(checkpoint):
     with torch.inference_mode():
         got = scripted(x)
     got = got[0] if isinstance(got, (list, tuple)) else got
-    torch.testing.assert_close(got, _raw(YOLO(str(checkpoint)), x), atol=1e-3, rtol=0)
+    torch.testing.assert_close(got, _raw(_fused(YOLO(str(checkpoint))), x), atol=1e-3, rtol=1e-4)
 
 
 def test_bad_topk_values():

@@ -1,0 +1,83 @@
+"""Fine-aware training under DistributedDataParallel: CPU, gloo backend, 2 processes.
+
+Ultralytics wraps the model in DDP with ``find_unused_parameters=True`` normally and with
+``find_unused_parameters=False, static_graph=True`` when ``compile=True``. Coarse-only steps leave
+the gate unused while fine steps use it; both wrappings must train through a schedule that mixes
+them, with every rank ending on the same weights.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+SCHEDULE = (False, True, False, True)  # fine branch off / on per step, as a p-per-batch schedule gives
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tensors(out) -> list:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _tensors(o)]
+    return []
+
+
+def _worker(rank: int, world: int, port: int, static_graph: bool, result_file: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), YOLO_OFFLINE="1")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        from ultralytics.nn.tasks import DetectionModel
+
+        import pst_yolo
+        from pst_yolo.fine_train import keep_gate_in_graph
+
+        torch.manual_seed(0)
+        model = DetectionModel("yolo11n-pst.yaml", verbose=False).train()
+        if static_graph:  # what the fine-aware schedule attaches in training
+            keep_gate_in_graph(model)
+            ddp = DDP(model, find_unused_parameters=False, static_graph=True)
+        else:
+            ddp = DDP(model, find_unused_parameters=True)
+        gates = [b.attn.gate_conv1d.weight for _, layer in pst_yolo.pst_layers(model) for b in layer._blocks()]
+        gate0 = [g.detach().clone() for g in gates]
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for step, fine in enumerate(SCHEDULE):
+            for _, layer in pst_yolo.pst_layers(model):
+                layer.fine_in_training = fine
+            gen = torch.Generator().manual_seed(100 * step + rank)  # each rank its own data
+            loss = sum(t.float().square().mean() for t in _tensors(ddp(torch.rand(2, 3, 64, 64, generator=gen))))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+        gathered = [torch.zeros_like(flat) for _ in range(world)]
+        dist.all_gather(gathered, flat)
+        if rank == 0:
+            torch.save({"same": torch.equal(gathered[0], gathered[1]),
+                        "gate_moved": any(not torch.equal(a, b.detach()) for a, b in zip(gate0, gates))}, result_file)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("static_graph", [False, True], ids=["find_unused", "static_graph_compile"])
+def test_ddp_fine_aware_training_two_processes(static_graph, tmp_path):
+    result = tmp_path / "result.pt"
+    mp.spawn(_worker, args=(2, _free_port(), static_graph, str(result)), nprocs=2, join=True)
+    out = torch.load(result)
+    assert out["same"], "ranks ended with different weights"
+    assert out["gate_moved"], "fine steps did not train the gate"
