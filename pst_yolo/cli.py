@@ -162,8 +162,24 @@ def cmd_compare(argv: list[str]) -> int:
     return 0
 
 
+def cmd_demo(argv: list[str]) -> int:
+    """pst_yolo.demo.run_demo(): live detection window (or headless video) with k and the attention overlay."""
+    from pst_yolo.demo import cli_demo
+
+    return cli_demo(argv)
+
+
+def cmd_explain(argv: list[str]) -> int:
+    """pst_yolo.explain.explain(): one PNG per image, a panel per PST layer, from the detecting pass."""
+    from pst_yolo.explain import cli_explain
+
+    return cli_explain(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "compare": cmd_compare,
+    "demo": cmd_demo,
+    "explain": cmd_explain,
     "quickstart": cmd_quickstart,
     "configs": cmd_configs,
     "synth": cmd_synth,
@@ -174,6 +190,8 @@ USAGE = f"""usage: pst-yolo MODE key=value ...
 pst-yolo's own modes:
   quickstart   build yolo11n-pst, print its summary, run it on Ultralytics' bundled images (no downloads)
   compare      validate one model at several top-k: pst-yolo compare model=best.pt data=... topk=0,4,8,16
+  demo         live detection (window, or headless video) with k and attention overlay: pst-yolo demo source=0 model=best.pt
+  explain      what the fine branch looks at, a panel per PST layer: pst-yolo explain image=bus.jpg model=best.pt
   configs      params and GFLOPs of the shipped PST configs next to the stock models: pst-yolo configs imgsz=640
   synth        write a synthetic detection dataset: pst-yolo synth OUT train=64 val=16 imgsz=128 seed=0
 
