@@ -116,18 +116,10 @@ def cmd_quickstart(argv: list[str]) -> int:
     return 0
 
 
-def cmd_synth(argv: list[str]) -> int:
-    """pst_yolo.synth.generate(): a deterministic synthetic detection set in YOLO and COCO formats."""
-    from pst_yolo.synth import SynthSpec, generate
-
-    words = list(argv)
-    if words and "=" not in words[0]:
-        words[0] = f"out={words[0]}"  # `pst-yolo synth OUT ...` like a positional path
-    opts = parse_kv(words, {"out": str, "train": int, "val": int, "imgsz": int, "seed": int}, "synth")
-    out = opts.pop("out", "datasets/pst-synth")
-    data_yaml = generate(out, SynthSpec(**opts))
-    print(f"synthetic dataset written: {data_yaml}")
-    return 0
+def _wants_classify(argv: list[str]) -> bool:
+    """``task=classify`` (or ``--task classify``) among the words."""
+    words = [w.lstrip("-") for w in argv]
+    return "task=classify" in words or any(a == "task" and b == "classify" for a, b in zip(words, words[1:]))
 
 
 def cmd_configs(argv: list[str]) -> int:
@@ -137,6 +129,51 @@ def cmd_configs(argv: list[str]) -> int:
     opts = parse_kv(argv, {"imgsz": int}, "configs")  # default: 640 detect, 224 classify
     print(markdown_table(config_rows(**opts)))
     return 0
+
+
+def cmd_synth(argv: list[str]) -> int:
+    """pst_yolo.synth.generate() (detection, YOLO + COCO formats) or, with task=classify,
+    pst_yolo.classify.generate_classify() (ImageFolder)."""
+    if _wants_classify(argv):
+        from pst_yolo.classify import cli_synth_classify
+
+        return cli_synth_classify(argv)
+    from pst_yolo.synth import cli_synth
+
+    return cli_synth(argv)
+
+
+def cmd_bench(argv: list[str]) -> int:
+    """pst_yolo.bench.bench() (detection, pycocotools AP) or, with task=classify,
+    pst_yolo.classify.bench_classify() (top-1/top-5)."""
+    if _wants_classify(argv):
+        from pst_yolo.classify import cli_bench_classify
+
+        return cli_bench_classify(argv)
+    from pst_yolo.bench import cli_bench
+
+    return cli_bench(argv)
+
+
+def cmd_coco2yolo(argv: list[str]) -> int:
+    """pst_yolo.coco2yolo.convert(): COCO instances JSON + images -> Ultralytics dataset + id mapping."""
+    from pst_yolo.coco2yolo import cli_coco2yolo
+
+    return cli_coco2yolo(argv)
+
+
+def cmd_evaluate(argv: list[str]) -> int:
+    """pst_yolo.coco.evaluate(): official pycocotools bbox AP of a model on any COCO-format dataset."""
+    from pst_yolo.coco import cli_evaluate
+
+    return cli_evaluate(argv)
+
+
+def cmd_speed(argv: list[str]) -> int:
+    """pst_yolo.speed.speed(): latency / memory / FLOPs table against the first model."""
+    from pst_yolo.speed import cli_speed
+
+    return cli_speed(argv)
 
 
 def _int_list(value: str) -> list[int]:
@@ -177,6 +214,10 @@ def cmd_explain(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "bench": cmd_bench,
+    "coco2yolo": cmd_coco2yolo,
+    "evaluate": cmd_evaluate,
+    "speed": cmd_speed,
     "compare": cmd_compare,
     "demo": cmd_demo,
     "explain": cmd_explain,
@@ -193,7 +234,12 @@ pst-yolo's own modes:
   demo         live detection (window, or headless video) with k and attention overlay: pst-yolo demo source=0 model=best.pt
   explain      what the fine branch looks at, a panel per PST layer: pst-yolo explain image=bus.jpg model=best.pt
   configs      params and GFLOPs of the shipped PST configs next to the stock models: pst-yolo configs imgsz=640
-  synth        write a synthetic detection dataset: pst-yolo synth OUT train=64 val=16 imgsz=128 seed=0
+  synth        write a synthetic dataset: pst-yolo synth OUT train=64 val=16 imgsz=128 seed=0  (task=classify: ImageFolder)
+  bench        train/load models, official COCO AP at each k, results.md/csv/png (task=classify: top-1/top-5);
+               with no arguments: the embedded main job (synthetic data, yolo11n vs yolo11n-pst at k=0,8)
+  evaluate     pycocotools AP of one model on a COCO-format dataset: pst-yolo evaluate model=best.pt images=... annotations=...
+  coco2yolo    COCO instances JSON(s) + images -> Ultralytics dataset and class/category mapping
+  speed        latency/memory/GFLOPs vs the first model: pst-yolo speed models=yolo11n.yaml,yolo11n-pst.yaml runtime=torch,onnx
 
 Ultralytics modes, passed through unchanged (with PST models registered):
   {', '.join(STOCK_MODES)}  (optionally after a task: {', '.join(STOCK_TASKS)})
