@@ -22,6 +22,14 @@ __all__ = ("PST", "PSAttnBlock", "PSAttn")
 
 HEAD_DIM = 32  # PST fixes the per-head width; the number of heads follows from the hidden width
 
+# ONNX export of the coarse attention: "standard" (default) writes MatMul/Softmax/MatMul, which every ONNX
+# consumer reads (TensorRT, OpenVINO, onnx2tf, ...); "ort" writes ONNX Runtime's com.microsoft
+# MultiHeadAttention, whose CPU kernel is blocked (flash-style) and about twice as fast at P3, but which
+# only ONNX Runtime runs. Per layer: ``PSAttn.onnx_attention``; process-wide: this environment variable.
+ENV_ONNX_ATTENTION = "PST_ONNX_ATTENTION"
+ONNX_ATTENTION_MODES = ("standard", "ort")
+
+
 def _init_conv2d(m: nn.Module) -> None:
     """Truncated-normal init (std 0.02) for plain Conv2d layers, zero bias."""
     if isinstance(m, nn.Conv2d):
@@ -42,6 +50,42 @@ def _check_upper_size(x: torch.Tensor, upper: torch.Tensor, where: str = "PST") 
         )
 
 
+def onnx_attention_mode(layer_setting: Optional[str] = None) -> str:
+    """The ONNX attention export mode in force: the layer's setting, else ``PST_ONNX_ATTENTION``, else standard."""
+    import os
+
+    mode = (layer_setting or os.environ.get(ENV_ONNX_ATTENTION, "") or "standard").strip().lower()
+    if mode not in ONNX_ATTENTION_MODES:
+        raise ValueError(
+            f"ONNX attention mode must be one of {', '.join(ONNX_ATTENTION_MODES)} "
+            f"(PSAttn.onnx_attention or {ENV_ONNX_ATTENTION}), got {mode!r}"
+        )
+    return mode
+
+
+class _OrtMultiHeadAttention(torch.autograd.Function):
+    """Attention on [B, tokens, heads*d] tensors; exported as ``com.microsoft::MultiHeadAttention``.
+
+    In PyTorch it is SDPA (used only while exporting, so no backward is needed); ONNX Runtime's kernel
+    computes the same ``softmax(q kᵀ/√d) v`` (default scale 1/√d).
+    """
+
+    @staticmethod
+    def forward(ctx, q3: torch.Tensor, k3: torch.Tensor, v3: torch.Tensor, num_heads: int) -> torch.Tensor:
+        B, N, C = q3.shape
+        d = C // num_heads
+
+        def heads(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(B, -1, num_heads, d).transpose(1, 2).contiguous()
+
+        out = F.scaled_dot_product_attention(heads(q3), heads(k3), heads(v3))
+        return out.transpose(1, 2).reshape(B, N, C)
+
+    @staticmethod
+    def symbolic(g, q3, k3, v3, num_heads):  # pragma: no cover - runs inside torch.onnx.export only
+        return g.op("com.microsoft::MultiHeadAttention", q3, k3, v3, num_heads_i=num_heads).setType(q3.type())
+
+
 class PSAttn(nn.Module):
     """Pyramid sparse cross-attention from a fine map to a half-resolution map.
 
@@ -58,6 +102,9 @@ class PSAttn(nn.Module):
         topk (int): See above; may be changed after construction.
         fine_in_training (bool): Run the fine branch in train mode too (default False: eval only).
         fused_attn (bool): Attention implementation switch; both give the same result.
+        onnx_attention (str | None): How ONNX export writes the coarse attention: "standard" (portable
+            MatMul/Softmax/MatMul) or "ort" (``com.microsoft::MultiHeadAttention``, ONNX Runtime only,
+            faster on CPU); None (default) follows ``PST_ONNX_ATTENTION``, else "standard".
 
     Shapes:
         x: [B, dim, H, W]; upper: [B, dim, Hu, Wu] with Hu in {floor(H/2), ceil(H/2)}, same for W.
@@ -75,6 +122,7 @@ class PSAttn(nn.Module):
         self.topk = int(topk)
         self.fine_in_training = False
         self.fused_attn = fused_attn
+        self.onnx_attention: Optional[str] = None
         self._warned_topk_clamp = False
 
         self.q = Conv(dim, dim, 1, act=False)
@@ -103,12 +151,23 @@ class PSAttn(nn.Module):
             k = num_coarse
         return max(k, 0)
 
-    def _split_kv(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, 2*dim, h, w] -> k, v: [B, heads, h*w, d] (per-head interleaved channel layout)."""
+    def _heads(self, t: torch.Tensor, per_head: int) -> torch.Tensor:
+        """[B, heads*per_head, *spatial] -> [B, heads, tokens, per_head], memory contiguous.
+
+        The copy puts the channels of a token next to each other (last-dim stride 1), which is what
+        PyTorch's fused CPU attention kernel needs; with a strided view SDPA falls back to its unfused
+        "math" path that writes the whole N x M score matrix (several times slower on CPU).
+        """
         B = t.shape[0]
-        kv = t.reshape(B, self.num_heads, 2 * self.head_dim, -1)
-        k, v = kv.split(self.head_dim, dim=2)  # each [B, heads, d, h*w]
-        return k.transpose(-2, -1), v.transpose(-2, -1)
+        return t.reshape(B, self.num_heads, per_head, -1).transpose(-2, -1).contiguous()
+
+    def _split_kv(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, 2*dim, h, w] -> k, v: [B, heads, h*w, d] (per-head interleaved channel layout).
+
+        Both are views of one contiguous [B, heads, h*w, 2d] tensor (last-dim stride 1).
+        """
+        kv = self._heads(t, 2 * self.head_dim)
+        return kv[..., : self.head_dim], kv[..., self.head_dim :]
 
     def _attend(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor] = None
@@ -121,6 +180,53 @@ class PSAttn(nn.Module):
         if mask is not None:
             attn = attn + mask
         return attn.softmax(dim=-1) @ v
+
+    def _kv_affine(self) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        """The kv projection as a per-position affine map ``(weight [2*dim, dim], bias [2*dim])``.
+
+        None when it is not one: a BatchNorm that normalises with batch statistics (train mode) depends
+        on every position of the map (and updates its running statistics), so then the whole map has to
+        go through ``self.kv``.
+        """
+        conv = self.kv.conv
+        if conv.kernel_size != (1, 1) or conv.groups != 1 or not isinstance(self.kv.act, nn.Identity):
+            return None
+        w = conv.weight.flatten(1)
+        b = conv.bias if conv.bias is not None else w.new_zeros(w.shape[0])
+        bn = getattr(self.kv, "bn", None)
+        if bn is not None and getattr(self.kv.forward, "__func__", None) is not Conv.forward_fuse:
+            if bn.training or bn.running_mean is None or bn.running_var is None:
+                return None
+            s = torch.rsqrt(bn.running_var + bn.eps)
+            if bn.weight is not None:
+                s = s * bn.weight
+            w = w * s[:, None]
+            b = (b - bn.running_mean) * s
+            if bn.bias is not None:
+                b = b + bn.bias
+        return w, b
+
+    def _fine_kv(self, x: torch.Tensor, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys/values of the fine tokens ``flat`` ([B, heads, T] positions in x's H*W grid): [B, heads, T, d].
+
+        With an affine kv projection (eval mode) only the T gathered tokens are projected, each head with
+        its own rows of the weight; otherwise the whole map is projected and the tokens gathered after.
+        Both give the same numbers: the projection acts on each position on its own.
+        """
+        B, C = x.shape[:2]
+        h, d = self.num_heads, self.head_dim
+        T = flat.shape[-1]
+        affine = self._kv_affine()
+        if affine is None:
+            kv = self._heads(self.kv(x), 2 * d)  # [B, h, N, 2d]
+            sel = kv.gather(2, flat.unsqueeze(-1).expand(-1, -1, -1, 2 * d))  # [B, h, T, 2d]
+        else:
+            w, b = affine
+            x_t = x.flatten(2).transpose(1, 2)  # [B, N, C] view
+            tok = x_t.gather(1, flat.reshape(B, h * T, 1).expand(-1, -1, C)).reshape(B, h, T, C)
+            w_h = w.reshape(h, 2 * d, C).transpose(1, 2)  # [h, C, 2d]
+            sel = torch.matmul(tok, w_h) + b.reshape(h, 1, 2 * d)  # [B, h, T, 2d]
+        return sel[..., :d], sel[..., d:]
 
     def _fine_branch(
         self, x: torch.Tensor, q: torch.Tensor, k_up: torch.Tensor, Wu: int, topk: int
@@ -142,12 +248,9 @@ class PSAttn(nn.Module):
         cols = torch.stack([2 * c, 2 * c + 1, 2 * c, 2 * c + 1], dim=-1).flatten(2)
 
         # Same projection (weights and head layout) as for the coarse keys/values.
-        k_fine, v_fine = self._split_kv(self.kv(x))  # [B, heads, N, d]
         # Clamp so the gather stays in range; out-of-map positions are masked out of the softmax below.
         flat = rows.clamp(max=H - 1) * W + cols.clamp(max=W - 1)
-        gather_idx = flat.unsqueeze(-1).expand(-1, -1, -1, self.head_dim)
-        k_sel = k_fine.gather(2, gather_idx)  # [B, heads, 4k, d]
-        v_sel = v_fine.gather(2, gather_idx)
+        k_sel, v_sel = self._fine_kv(x, flat)  # [B, heads, 4k, d]
 
         mask = None
         # Patches can cross the border only for ceil-sized upper maps. A traced graph may be re-used for
@@ -172,18 +275,29 @@ class PSAttn(nn.Module):
         Hu, Wu = upper.shape[-2:]
         h, d = self.num_heads, self.head_dim
 
-        q = self.q(x).reshape(B, h, d, H * W).transpose(-2, -1)  # [B, h, N, d]
-        kv_up = self.kv(upper)
+        q_map = self.q(x)  # [B, C, H, W]
+        q = self._heads(q_map, d)  # [B, h, N, d]
+        kv_up = self.kv(upper)  # [B, 2C, Hu, Wu]
         k, v = self._split_kv(kv_up)  # [B, h, M, d]
+        kv_h = kv_up.reshape(B, h, 2 * d, Hu * Wu)
+        v_map = kv_h[:, :, d:].reshape(B, C, Hu, Wu)  # coarse values as a map, channel h*d + j
 
-        out = self._attend(q, k, v)  # coarse, [B, h, N, d]
         topk = self._effective_topk(Hu * Wu)
+        if torch.onnx.is_in_onnx_export() and onnx_attention_mode(self.onnx_attention) == "ort":
+            # [B, tokens, C] with C = h*d head-major: the layout MultiHeadAttention takes and gives back
+            out = _OrtMultiHeadAttention.apply(
+                q_map.flatten(2).transpose(1, 2),
+                kv_h[:, :, :d].reshape(B, C, -1).transpose(1, 2),
+                v_map.flatten(2).transpose(1, 2),
+                h,
+            ).reshape(B, H * W, h, d).transpose(1, 2)  # [B, h, N, d]
+        else:
+            out = self._attend(q, k, v)  # coarse, [B, h, N, d]
         if topk > 0:
             refined = self._fine_branch(x, q, k, Wu, topk)
             out = self._gate(out, refined)
 
         # Positional encoding from the coarse values, upsampled to the fine grid.
-        v_map = v.transpose(-2, -1).reshape(B, C, Hu, Wu)  # channel h*d + j
         pe = F.interpolate(self.pe(v_map), size=(H, W), mode="bilinear", align_corners=False)
         out = out.transpose(-2, -1).reshape(B, C, H, W) + pe
         return self.proj(out)

@@ -19,9 +19,9 @@ if str(REPO) not in sys.path:  # allow running without installing the package
 from pst_yolo.pst import PST, PSAttn, PSAttnBlock  # noqa: E402
 
 try:
-    from pst_reference import randomize_, reference_psattn  # noqa: E402
+    from pst_reference import plain_psattn, plain_pst, randomize_, reference_psattn  # noqa: E402
 except ImportError:  # tests/ imported as a package
-    from tests.pst_reference import randomize_, reference_psattn  # noqa: E402
+    from tests.pst_reference import plain_psattn, plain_pst, randomize_, reference_psattn  # noqa: E402
 
 GOLDEN_DEFAULT = REPO.parent / "shared" / "fixtures" / "official_pst_golden.pt"
 
@@ -81,6 +81,23 @@ class TwoInputs(torch.nn.Module):
         return self.inner([a, b])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    """These tensors are tiny: one intra-op thread is fastest, and on a shared, loaded machine a second
+    thread spinning at every op's barrier made this file ~30x slower. Restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _ort_session(model_bytes: bytes):
+    ort = pytest.importorskip("onnxruntime")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+
+
 # --------------------------------------------------------------------------------------------------
 # Golden fixture from the authors' implementation
 # --------------------------------------------------------------------------------------------------
@@ -115,11 +132,16 @@ def test_golden_fixture(golden, fused):
 # --------------------------------------------------------------------------------------------------
 # Fast path vs naive reference
 # --------------------------------------------------------------------------------------------------
+# Every shape with batch 2; batch 1 on two of them (the batch dimension is not special-cased anywhere).
+SHAPE_BATCH = [(s, 2) for s in SHAPES] + [(SHAPES[0], 1), (SHAPES[3], 1)]
+
+
 @pytest.mark.parametrize("fused", [True, False], ids=["sdpa", "explicit"])
 @pytest.mark.parametrize("mode", ["eval", "train_fine"])
 @pytest.mark.parametrize("k", [0, 3, "all"])
-@pytest.mark.parametrize("B", [1, 2])
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x{}x{}_up{}x{}".format(*s))
+@pytest.mark.parametrize(
+    "shape,B", SHAPE_BATCH, ids=["x{}x{}_up{}x{}_B{}".format(*s, b) for s, b in SHAPE_BATCH]
+)
 def test_psattn_matches_reference(shape, B, k, mode, fused):
     H, W, Hu, Wu = shape
     topk = Hu * Wu if k == "all" else k  # "all" selects every border patch, so masking is exercised
@@ -337,3 +359,214 @@ def test_onnx_export_fine_branch(fused):
     onnx.checker.check_model(model)
     ops = {n.op_type for n in model.graph.node}
     assert {"TopK", "GatherElements", "Sigmoid"} <= ops
+
+
+# --------------------------------------------------------------------------------------------------
+# Fast paths vs the plain formulation (tests/pst_reference.py: plain_psattn, plain_pst)
+# --------------------------------------------------------------------------------------------------
+# The plain formulation is the speed baseline of scripts/bench_pst_layer.py; it is itself checked
+# against the naive loop reference first, then every fast path of PSAttn against it.
+PLAIN_CASES = [  # (H, W, Hu, Wu, heads, k)
+    (15, 21, 8, 11, 2, 0),
+    (15, 21, 8, 11, 2, 5),
+    (7, 9, 4, 5, 1, "all"),  # ceil-odd: border patches masked
+    (9, 9, 4, 4, 2, 3),  # floor-odd: the last row/column of x is never a fine token
+    (8, 8, 4, 4, 1, 2),
+]
+PLAIN_IDS = ["x{}x{}_up{}x{}_h{}_k{}".format(*c) for c in PLAIN_CASES]
+
+
+def _k(k, Hu, Wu):
+    return Hu * Wu if k == "all" else k
+
+
+@pytest.mark.parametrize("mode", ["eval", "train_fine"])
+@pytest.mark.parametrize("case", PLAIN_CASES, ids=PLAIN_IDS)
+def test_plain_formulation_matches_reference(case, mode):
+    H, W, Hu, Wu, heads, k = case
+    topk = _k(k, Hu, Wu)
+    m = make_attn(heads=heads, topk=topk, seed=7)
+    if mode == "train_fine":
+        m.train()
+    x, upper = inputs(2, 32, H, W, Hu, Wu, seed=3)
+    torch.testing.assert_close(plain_psattn(m, x, upper, topk), reference_psattn(m, x, upper, topk), atol=1e-4, rtol=0)
+
+
+def _fold_bn(m: torch.nn.Module) -> torch.nn.Module:
+    return fuse_like_ultralytics(copy.deepcopy(m))
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["sdpa", "explicit"])
+@pytest.mark.parametrize("variant", ["eval_bn", "eval_folded", "train_fine", "train_coarse"])
+@pytest.mark.parametrize("case", PLAIN_CASES, ids=PLAIN_IDS)
+def test_fast_paths_match_plain(case, variant, fused):
+    """Each combination of attention kernel (SDPA / explicit), fine projection (gathered tokens through the
+    BN-folded affine map / through BN with running statistics / the whole map in train mode) and mode."""
+    H, W, Hu, Wu, heads, k = case
+    topk = _k(k, Hu, Wu)
+    m = make_attn(heads=heads, topk=topk, seed=11)
+    if variant == "eval_folded":
+        m = _fold_bn(m)
+    if variant.startswith("train"):
+        m.train()
+        m.fine_in_training = variant == "train_fine"
+    m.fused_attn = fused
+    k_eff = topk if (variant.startswith("eval") or variant == "train_fine") else 0
+    x, upper = inputs(2, 32, H, W, Hu, Wu, seed=5)
+    plain_m = copy.deepcopy(m)  # train-mode BN updates its running statistics: give each side its own
+    out = m(x, upper)
+    ref = plain_psattn(plain_m, x, upper, k_eff)
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=0)
+    if variant.startswith("train"):  # same side effects: running statistics updated alike
+        torch.testing.assert_close(m.kv.bn.running_mean, plain_m.kv.bn.running_mean, atol=1e-6, rtol=0)
+        torch.testing.assert_close(m.kv.bn.running_var, plain_m.kv.bn.running_var, atol=1e-6, rtol=0)
+
+
+def test_fine_projection_of_gathered_tokens_equals_full_map():
+    """Eval mode projects only the 4k gathered fine tokens; forcing the whole-map path gives the same output."""
+    m = make_attn(heads=2, topk=6, seed=2)
+    x, upper = inputs(2, 32, 15, 21, 8, 11)
+    assert m._kv_affine() is not None
+    with torch.no_grad():
+        fast = m(x, upper)
+        full_m = copy.deepcopy(m)
+        full_m._kv_affine = lambda: None  # instance override: the whole-map projection
+        full = full_m(x, upper)
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=0)
+    assert (fast - make_attn(heads=2, topk=0, seed=2)(x, upper)).abs().max() > 1e-3  # fine branch matters
+
+    # with BN normalising by batch statistics the projection is not per-position: no shortcut
+    m.train()
+    assert m._kv_affine() is None
+    m.eval()
+    m.kv.bn.train()
+    assert m._kv_affine() is None
+    # folded (Ultralytics fuse): the conv's own weight and bias
+    folded = _fold_bn(m.eval())
+    w, b = folded._kv_affine()
+    assert torch.equal(w, folded.kv.conv.weight.flatten(1)) and torch.equal(b, folded.kv.conv.bias)
+
+
+@pytest.mark.parametrize("k", [0, 3])
+def test_train_gradients_match_plain(k):
+    """Backward through the fast path (SDPA kernel, contiguous layouts) equals backward through the plain one."""
+    m = make_attn(heads=2, topk=k, seed=4).train()
+    m.fine_in_training = True
+    plain_m = copy.deepcopy(m)
+    x, upper = inputs(2, 32, 15, 21, 8, 11)
+    xs = [x.clone().requires_grad_(True), upper.clone().requires_grad_(True)]
+    xp = [x.clone().requires_grad_(True), upper.clone().requires_grad_(True)]
+    m(*xs).square().mean().backward()
+    plain_psattn(plain_m, *xp, k).square().mean().backward()
+    for a, b in zip(xs, xp):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4)
+    n_checked = 0
+    for (name, p), (_, q) in zip(m.named_parameters(), plain_m.named_parameters()):
+        if q.grad is None:
+            assert p.grad is None or not p.grad.any(), name
+            continue
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-5, rtol=1e-4, msg=name)
+        n_checked += 1
+    assert n_checked >= 10  # q, kv, proj, pe convs and BNs (+ the gate when k > 0)
+
+
+@pytest.mark.parametrize("case", ["eval_k3", "eval_k0_odd", "train_fine"])
+def test_sdpa_runs_the_fused_cpu_kernel(case):
+    """With fused_attn the attention must reach PyTorch's fused CPU kernel, not SDPA's unfused math fallback
+    (which materialises the N x M matrix): the kernel needs last-dim-contiguous q, k, v."""
+    kernel = "_scaled_dot_product_flash_attention_for_cpu"
+    if not hasattr(torch.ops.aten, kernel):
+        pytest.skip(f"this torch has no aten.{kernel}")
+    m = make_attn(heads=2, topk=0 if case == "eval_k0_odd" else 3)
+    x, upper = inputs(1, 32, 15, 21, 8, 11) if case == "eval_k0_odd" else inputs(1, 32, 8, 8, 4, 4)
+    if case == "train_fine":
+        m.train()
+        m.fine_in_training = True
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        m(x, upper)
+    names = [e.name for e in prof.events()]
+    expected_calls = 1 if case == "eval_k0_odd" else 2  # coarse (+ fine)
+    assert names.count(f"aten::{kernel}") == expected_calls, sorted(set(names))
+    assert not any("_scaled_dot_product_attention_math" in n for n in names)
+
+
+@pytest.mark.parametrize("mode", ["eval_folded", "train_fine"])
+def test_plain_pst_matches_layer(mode):
+    """The benchmark's plain PST layer (plain_pst) computes what the layer computes."""
+    pst = make_pst(k=3, n=2)
+    if mode == "eval_folded":
+        pst = _fold_bn(pst)
+    else:
+        pst.train()
+        pst.fine_in_training = True
+    plain = copy.deepcopy(pst)
+    x, upper = torch.randn(2, 48, 15, 21), torch.randn(2, 40, 8, 11)
+    torch.testing.assert_close(pst([x, upper]), plain_pst(plain, x, upper), atol=1e-4, rtol=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# ONNX: same numbers in ONNX Runtime
+# --------------------------------------------------------------------------------------------------
+def _export(pst: PST, x, upper, dynamic: bool = False, opset: int = 18) -> bytes:
+    buf = io.BytesIO()
+    axes = {"x": {0: "b", 2: "h", 3: "w"}, "up": {0: "b", 2: "hu", 3: "wu"}} if dynamic else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer / deprecation chatter
+        torch.onnx.export(TwoInputs(pst).eval(), (x, upper), buf, opset_version=opset, dynamo=False,
+                          input_names=["x", "up"], output_names=["y"], dynamic_axes=axes)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["sdpa", "explicit"])
+@pytest.mark.parametrize("k", [0, 3])
+def test_onnx_runtime_matches_eager(k, fused):
+    """The exported layer (Ultralytics' exporter settings: TorchScript-based, opset 18, BN folded) gives the
+    eager numbers in ONNX Runtime, for k = 0 and k > 0, at the export size and -- exported with dynamic
+    axes -- at other even, ceil-odd and floor-odd sizes."""
+    pst = _fold_bn(make_pst(k=k, n=2))
+    set_fused_attn(pst, fused)
+    sess = _ort_session(_export(pst, torch.randn(1, 48, 15, 21), torch.randn(1, 40, 8, 11), dynamic=True))
+    for B, H, W, Hu, Wu in [(1, 15, 21, 8, 11), (2, 9, 9, 5, 5), (2, 8, 8, 4, 4), (1, 9, 9, 4, 4)]:
+        x, upper = inputs(B, 48, H, W, Hu, Wu, seed=H, dim_up=40)
+        with torch.no_grad():
+            ref = pst([x, upper]).numpy()
+        out = sess.run(None, {"x": x.numpy(), "up": upper.numpy()})[0]
+        assert out.shape == ref.shape
+        assert abs(out - ref).max() <= 1e-4, (B, H, W, Hu, Wu, abs(out - ref).max())
+
+
+@pytest.mark.parametrize("how", ["attribute", "env"])
+@pytest.mark.parametrize("k", [0, 3])
+def test_onnx_ort_attention_matches_eager(k, how, monkeypatch):
+    """Opt-in export of the coarse attention as com.microsoft::MultiHeadAttention: same numbers in ONNX
+    Runtime (dynamic axes, odd sizes included), and the standard export stays free of it."""
+    onnx = pytest.importorskip("onnx")
+    pst = _fold_bn(make_pst(k=k, n=2))
+    x0, up0 = torch.randn(1, 48, 15, 21), torch.randn(1, 40, 8, 11)
+    standard = onnx.load_from_string(_export(pst, x0, up0))
+    assert not any(n.domain == "com.microsoft" for n in standard.graph.node)
+    if how == "env":
+        monkeypatch.setenv("PST_ONNX_ATTENTION", "ort")
+    else:
+        for m in pst.modules():
+            if isinstance(m, PSAttn):
+                m.onnx_attention = "ort"
+    blob = _export(pst, x0, up0, dynamic=True)
+    ops = [n.op_type for n in onnx.load_from_string(blob).graph.node]
+    assert ops.count("MultiHeadAttention") == 2  # one per block
+    sess = _ort_session(blob)
+    for B, H, W, Hu, Wu in [(1, 15, 21, 8, 11), (2, 9, 9, 5, 5), (2, 8, 8, 4, 4)]:
+        x, upper = inputs(B, 48, H, W, Hu, Wu, seed=H, dim_up=40)
+        with torch.no_grad():
+            ref = pst([x, upper]).numpy()  # eager is unaffected by the export setting
+        out = sess.run(None, {"x": x.numpy(), "up": upper.numpy()})[0]
+        assert abs(out - ref).max() <= 1e-4, (B, H, W, Hu, Wu, abs(out - ref).max())
+
+
+def test_onnx_attention_mode_is_validated(monkeypatch):
+    pst = make_pst(k=0, n=1)
+    monkeypatch.setenv("PST_ONNX_ATTENTION", "tensorrt")
+    with torch.no_grad():
+        pst([torch.randn(1, 48, 8, 8), torch.randn(1, 40, 4, 4)])  # eager never reads it
+    with pytest.raises(ValueError, match="standard, ort"):
+        _export(pst, torch.randn(1, 48, 8, 8), torch.randn(1, 40, 4, 4))
