@@ -25,6 +25,8 @@ Internals used, and why:
 - ``callbacks.default_callbacks`` -- ``on_export_start`` logs the k and records it in the export
   metadata (``pst_topk``; k is fixed in the exported graph); the training callbacks run the
   fine-aware training schedule (``pst_yolo.fine_train``).
+- ``torch_utils.get_flops`` -- model summaries probe the model with a tiny image where k exceeds the
+  coarse tokens; the wrapper keeps the clamp warning for real inputs.
 - ``tasks._SafeLoad`` (optional) -- under ``ULTRALYTICS_SAFE_LOAD=1`` only allow-listed classes
   may be unpickled; the PST classes are added to torch's safe globals.
 """
@@ -253,12 +255,12 @@ def _load_with_pst_check(original: Callable, self, weights, verbose: bool = True
 
 
 def _torch_safe_load_with_env_topk(original: Callable, *args, **kwargs):
-    from pst_yolo.pst import PST, PSAttn, PSAttnBlock
+    from pst_yolo.pst import PST, GateConv1d, PSAttn, PSAttnBlock
     from pst_yolo.toggle import pst_layers
 
     flush_pending_patches()
     with contextlib.suppress(AttributeError):  # torch < 2.4 has no allow-list (ULTRALYTICS_SAFE_LOAD=1)
-        torch.serialization.add_safe_globals([PST, PSAttnBlock, PSAttn])
+        torch.serialization.add_safe_globals([PST, PSAttnBlock, PSAttn, GateConv1d])
     ckpt, file = original(*args, **kwargs)
     k = env_topk()
     if k is not None and isinstance(ckpt, dict):
@@ -306,6 +308,16 @@ def _on_export_start(exporter) -> None:
     layers = _log_topk(getattr(exporter, "model", None))
     if layers and isinstance(getattr(exporter, "metadata", None), dict):
         exporter.metadata["pst_topk"] = {name.removeprefix("model."): layer.k for name, layer in layers}
+
+
+def _get_flops_quietly(original: Callable, model, *args, **kwargs):
+    """get_flops probes with a tiny image where k exceeds the coarse tokens: no clamp warning then."""
+    from pst_yolo.pst import quiet_topk_clamp
+
+    if not isinstance(model, nn.Module):
+        return original(model, *args, **kwargs)
+    with quiet_topk_clamp(model):
+        return original(model, *args, **kwargs)
 
 
 def _add_default_callbacks(module) -> None:
@@ -370,6 +382,7 @@ def register() -> None:
         lambda mod: _wrap(mod.BaseValidator, "__call__", _validator_call_logging_topk, method=True),
     )
     when_imported("ultralytics.utils.callbacks.base", _add_default_callbacks)
+    when_imported("ultralytics.utils.torch_utils", lambda mod: _wrap(mod, "get_flops", _get_flops_quietly))
     _registered = True
 
 

@@ -10,15 +10,16 @@ Parameter names and shapes follow the authors' checkpoints, so their state dicts
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from ultralytics.nn.modules.conv import Conv
 
-__all__ = ("PST", "PSAttnBlock", "PSAttn")
+__all__ = ("PST", "PSAttnBlock", "PSAttn", "GateConv1d", "quiet_topk_clamp")
 
 HEAD_DIM = 32  # PST fixes the per-head width; the number of heads follows from the hidden width
 
@@ -86,6 +87,32 @@ class _OrtMultiHeadAttention(torch.autograd.Function):
         return g.op("com.microsoft::MultiHeadAttention", q3, k3, v3, num_heads_i=num_heads).setType(q3.type())
 
 
+class GateConv1d(nn.Conv1d):
+    """The fine-branch gate: a 1x1 Conv1d whose (re-)initialisation is zero, so an untrained gate is
+    an exact 0.5/0.5 blend. Frameworks that re-initialise every layer through ``reset_parameters``
+    (Ultralytics does with ``pretrained=False``) get the same documented gate, not a random one."""
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+
+@contextlib.contextmanager
+def quiet_topk_clamp(model: nn.Module) -> Iterator[None]:
+    """Silence (and do not use up) the once-per-layer top-k clamp warning, e.g. while a FLOP
+    counter runs the model on a tiny probe image where k always exceeds the coarse tokens."""
+    attns = [m for m in model.modules() if isinstance(m, PSAttn)]
+    flags = [m._warned_topk_clamp for m in attns]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PSAttn: topk=")
+        try:
+            yield
+        finally:
+            for m, flag in zip(attns, flags):
+                m._warned_topk_clamp = flag
+
+
 class PSAttn(nn.Module):
     """Pyramid sparse cross-attention from a fine map to a half-resolution map.
 
@@ -130,7 +157,7 @@ class PSAttn(nn.Module):
         self.kv = Conv(dim, 2 * dim, 1, act=False)
         self.proj = Conv(dim, dim, 1, act=False)
         self.pe = Conv(dim, dim, 7, 1, 3, g=dim, act=False)  # depthwise positional encoding on coarse values
-        self.gate_conv1d = nn.Conv1d(2 * self.head_dim, self.head_dim, kernel_size=1)
+        self.gate_conv1d = GateConv1d(2 * self.head_dim, self.head_dim, kernel_size=1)
 
         self.apply(_init_conv2d)
         # Zero gate => sigmoid(0) = 0.5: an untrained fine branch is an even blend of coarse and refined.
