@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from pst_yolo.cli import int_list as _int_list, str_list as _str_list
 from pst_yolo.synth import MAP_FILE, SynthSpec, read_map
 
 DEFAULT_MODELS = ("yolo11n.yaml", "yolo11n-pst.yaml")
@@ -393,17 +394,6 @@ def _markdown_report(table: str, settings: dict, seconds: float, rows: Sequence[
 # ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
-def _str_list(value: str) -> list[str]:
-    return [v for v in (x.strip() for x in value.split(",")) if v]
-
-
-def _int_list(value: str) -> list[int]:
-    try:
-        return [int(v) for v in _str_list(value)]
-    except ValueError as e:
-        raise ValueError("expected comma-separated integers, e.g. 0,8") from e
-
-
 def cli_bench(argv: list[str]) -> int:
     """``pst-yolo bench`` (no arguments: the main job) or ``pst-yolo bench data=... models=a.yaml,b.pt topk=0,8
     epochs=... imgsz=...`` (``--key value`` works too): pst_yolo.bench.bench()."""

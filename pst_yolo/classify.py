@@ -31,6 +31,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from pst_yolo.cli import int_list as _int_list, str_list as _str_list, to_bool as _to_bool
+
 # ---------------------------------------------------------------------------------------------
 # Synthetic ImageFolder dataset
 # ---------------------------------------------------------------------------------------------
@@ -550,26 +552,6 @@ def _words(argv: Sequence[str], command: str, positional: str | None = None) -> 
             word = f"{positional}={word}"
         out.append(word)
     return out
-
-
-def _int_list(value: str) -> list[int]:
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError as e:
-        raise ValueError("expected comma-separated integers, e.g. 0,8") from e
-
-
-def _str_list(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _to_bool(value: str) -> bool:
-    v = value.strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
 
 
 SYNTH_KEYS = {f.name: int for f in fields(ClassifySynthSpec)}

@@ -37,13 +37,27 @@ def parse_kv(args: Sequence[str], allowed: dict[str, Callable[[str], Any]], comm
     return out
 
 
-def _to_bool(value: str) -> bool:
+# Value converters for parse_kv, shared by every subcommand.
+def to_bool(value: str) -> bool:
     v = value.strip().lower()
     if v in ("1", "true", "yes", "on"):
         return True
     if v in ("0", "false", "no", "off"):
         return False
     raise ValueError("expected true or false")
+
+
+def str_list(value: str) -> list[str]:
+    """``"a, b,"`` -> ``["a", "b"]``."""
+    return [v for v in (x.strip() for x in value.split(",")) if v]
+
+
+def int_list(value: str) -> list[int]:
+    """``"0,8"`` -> ``[0, 8]``."""
+    try:
+        return [int(v) for v in str_list(value)]
+    except ValueError as e:
+        raise ValueError("expected comma-separated integers, e.g. 0,8") from e
 
 
 
@@ -176,15 +190,11 @@ def cmd_speed(argv: list[str]) -> int:
     return cli_speed(argv)
 
 
-def _int_list(value: str) -> list[int]:
-    return [int(v) for v in value.split(",") if v.strip()]
-
-
 def cmd_compare(argv: list[str]) -> int:
     """pst_yolo.compare.compare(): validate the same weights at each k and print one table."""
     from pst_yolo.compare import compare, markdown_table
 
-    keys = {"model": str, "data": str, "topk": _int_list, "imgsz": int, "batch": int, "device": str,
+    keys = {"model": str, "data": str, "topk": int_list, "imgsz": int, "batch": int, "device": str,
             "workers": int, "split": str, "save_dir": str}
     opts = parse_kv(argv, keys, "compare")
     missing = [k for k in ("model", "data") if k not in opts]

@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from pst_yolo.attention_maps import LAYER_COLORS, SelectionRecorder, draw_detections, draw_overlay
+from pst_yolo.cli import to_bool as _bool
 
 __all__ = (
     "DemoError",
@@ -1082,15 +1083,6 @@ def run_demo(
 # ------------------------------------------------------------------------------------------------
 # Command line
 # ------------------------------------------------------------------------------------------------
-def _bool(value: str) -> bool:
-    v = value.strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
 def _topk_value(value: str) -> int:
     from pst_yolo.policy import parse_topk
 

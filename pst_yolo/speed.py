@@ -54,6 +54,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from pst_yolo.cli import to_bool as _bool
+
 RUNTIMES = ("torch", "onnx", "onnx-mha")
 DEFAULT_RUNTIMES = ("torch", "onnx")
 
@@ -637,15 +639,6 @@ def markdown_table(rows: list[dict], settings: dict | None = None) -> str:
 # --------------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------------
-def _bool(value: str) -> bool:
-    v = value.strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
 def _csv(value: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     if not items:
