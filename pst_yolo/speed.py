@@ -31,10 +31,14 @@ is counted as its two matrix products, 4·N·M·d per head); elementwise work (s
 normalisation) is not counted. ``attn GFLOPs`` is the part in attention and other matrix products.
 Ultralytics' own figure (thop) leaves the attention products out.
 
-Peak memory: CPU: the growth of the resident set (``VmHWM`` after resetting it, minus ``VmRSS``
-before) over ``warmup`` + 3 calls in a fresh subprocess that builds the same case -- activations,
-workspaces, allocator arenas and one-time kernel caches, not the weights. CUDA: torch's
-``max_memory_allocated`` growth over the same calls; ONNX Runtime on CUDA is not measured.
+Peak memory (``mem`` column says which): ``torch`` and ``train`` on CPU: the peak of live tensor
+bytes allocated through PyTorch's CPU allocator during one call after a warm-up call, from the
+profiler's allocation/free events (``alloc``; deterministic; activations, workspaces and, in training,
+gradients, not the weights; oneDNN-internal scratch is not seen). ``onnx*``: the growth of the
+resident set (``VmHWM`` after resetting it, minus ``VmRSS`` before) over ``warmup`` + 3 calls in a
+fresh subprocess that builds the same session (``rss``; includes ONNX Runtime's arena and one-time
+caches; noisier). CUDA: torch's ``max_memory_allocated`` growth over 3 calls (``cuda``); ONNX Runtime
+on CUDA is not measured.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -266,6 +271,7 @@ def build_train_step(model_name: str, k: int | None, imgsz: int, batch: int, dev
         loss, _ = m.loss(data)
         loss.sum().backward()
 
+    step.before_memory = lambda: m.zero_grad(set_to_none=True)  # so a measured step frees nothing older
     return step
 
 
@@ -314,10 +320,12 @@ def count_flops(model_name: str, k: int | None, imgsz: int) -> tuple[float, floa
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from pst_yolo.pst import quiet_topk_clamp
+
     m = _detection_model(model_name).eval()
     _set_k(m, k)
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    with torch.no_grad(), quiet_topk_clamp(m), counter:
         m(torch.zeros(1, 3, imgsz, imgsz))
     by_op = counter.get_flop_counts().get("Global", {})
     total = sum(by_op.values())
@@ -401,6 +409,29 @@ def measure_memory_cpu(case: Case, imgsz: int, batch: int, threads: int, onnx_pa
         raise RuntimeError(f"memory measurement of {case.label} ({case.runtime}) failed:\n{proc.stderr[-2000:]}")
     line = [ln for ln in proc.stdout.strip().splitlines() if ln.startswith("{")][-1]
     return json.loads(line)["peak_bytes"]
+
+
+def measure_memory_torch_cpu(run: Callable[[], Any]) -> float:
+    """Peak bytes of live tensors allocated through PyTorch's CPU allocator during one call (after one
+    warm-up call), from the profiler's allocation/free events; deterministic, unlike the RSS."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run()
+    prep = getattr(run, "before_memory", None)
+    if prep:
+        prep()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            run()
+    events = sorted(
+        (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+    )
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return float(peak)
 
 
 def measure_memory_cuda(run: Callable[[], Any], calls: int) -> float:
@@ -544,12 +575,15 @@ def speed(
             })
             if memory and cuda and not rt.startswith("onnx"):
                 stats[c]["peak_mem_mb"] = measure_memory_cuda(runners[c], 3) / 2**20
+            if memory and not cuda and not rt.startswith("onnx"):
+                stats[c]["peak_mem_mb"] = measure_memory_torch_cpu(runners[c]) / 2**20
         del runners
     if memory and not cuda:
         for c in cases:
-            log(f"peak memory of {c.label} ({c.runtime}) in a fresh process ...")
-            b = measure_memory_cpu(c, imgsz, batch, threads, onnx_paths.get(c), calls=warmup + 3)
-            stats[c]["peak_mem_mb"] = None if b is None else b / 2**20
+            if c.runtime.startswith("onnx"):
+                log(f"peak memory of {c.label} ({c.runtime}) in a fresh process ...")
+                b = measure_memory_cpu(c, imgsz, batch, threads, onnx_paths.get(c), calls=warmup + 3)
+                stats[c]["peak_mem_mb"] = None if b is None else b / 2**20
 
     flop_cache: dict[tuple, tuple[float, float]] = {}
     params_cache: dict[str, int] = {}
@@ -580,6 +614,7 @@ def speed(
             "min_ms": s["min_ms"],
             "ratio": s["median_ms"] / sb["median_ms"],
             "peak_mem_mb": mem,
+            "mem_method": None if mem is None else ("cuda" if cuda else "rss" if c.runtime.startswith("onnx") else "alloc"),
             "mem_ratio": (mem / mem_b) if (mem is not None and mem_b) else None,
             "onnx_max_abs_diff": s.get("onnx_max_abs_diff"),
             "runs": runs,
@@ -629,7 +664,8 @@ def markdown_table(rows: list[dict], settings: dict | None = None) -> str:
         gf = "n/a" if r["gflops"] is None else f"{r['gflops']:.2f} ({r['attn_gflops']:.2f})"
         lines.append(
             f"| {r['model']} | {r['k']} | {r['runtime']} ({r['device']}, {r['dtype']}) | {r['params_M']:.2f} M | {gf} | "
-            f"{r['median_ms']:.1f} | {r['p90_ms']:.1f} | {r['ratio']:.2f}x | {_fmt(r['peak_mem_mb'], '.0f')} | "
+            f"{r['median_ms']:.1f} | {r['p90_ms']:.1f} | {r['ratio']:.2f}x | "
+            f"{_fmt(r['peak_mem_mb'], '.1f')}{'' if r['mem_method'] is None else ' (' + r['mem_method'] + ')'} | "
             f"{_fmt(r['mem_ratio'], '.2f', 'n/a')}{'x' if r['mem_ratio'] is not None else ''} | "
             f"{_fmt(r['onnx_max_abs_diff'], '.1e', '-')} |"
         )

@@ -145,3 +145,22 @@ def test_layer_microbenchmark_model_scope(tmp_path):
     assert rows[0]["ratio_to_stock"] == 1.0
     assert all(r["max_abs_diff_to_shipped"] is None or r["max_abs_diff_to_shipped"] < 1e-4 for r in rows)
     assert bench.main(["scope=model", "train=True"]) == 2  # layer-only keys are refused
+
+
+def test_torch_memory_is_allocator_peak_and_deterministic():
+    """CPU torch memory comes from the profiler's allocation events: repeatable to the byte, and a
+    training step (activations kept for backward + gradients) needs more than an inference."""
+    from pst_yolo.speed import _input, build_torch, build_train_step, measure_memory_torch_cpu
+
+    m, _ = build_torch("yolo11n-pst.yaml", 2)
+    x = _input(1, 64)
+
+    def infer():
+        with torch.inference_mode():
+            m(x)
+
+    a, b = measure_memory_torch_cpu(infer), measure_memory_torch_cpu(infer)
+    assert a == b and a > x.numel() * 4  # at least one activation bigger than the input
+    step = build_train_step("yolo11n-pst.yaml", 0, 64, 2)
+    t1, t2 = measure_memory_torch_cpu(step), measure_memory_torch_cpu(step)
+    assert t1 == t2 and t1 > 2 * a
