@@ -9,7 +9,6 @@ them, with every rank ending on the same weights.
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
@@ -17,12 +16,6 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 SCHEDULE = (False, True, False, True)  # fine branch off / on per step, as a p-per-batch schedule gives
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _tensors(out) -> list:
@@ -35,10 +28,11 @@ def _tensors(out) -> list:
     return []
 
 
-def _worker(rank: int, world: int, port: int, static_graph: bool, result_file: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), YOLO_OFFLINE="1")
+def _worker(rank: int, world: int, init_file: str, static_graph: bool, result_file: str) -> None:
+    os.environ["YOLO_OFFLINE"] = "1"
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # File rendezvous: no TCP port to race for on a busy machine.
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         from torch.nn.parallel import DistributedDataParallel as DDP
         from ultralytics.nn.tasks import DetectionModel
@@ -77,7 +71,7 @@ def _worker(rank: int, world: int, port: int, static_graph: bool, result_file: s
 @pytest.mark.parametrize("static_graph", [False, True], ids=["find_unused", "static_graph_compile"])
 def test_ddp_fine_aware_training_two_processes(static_graph, tmp_path):
     result = tmp_path / "result.pt"
-    mp.spawn(_worker, args=(2, _free_port(), static_graph, str(result)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path / "rendezvous"), static_graph, str(result)), nprocs=2, join=True)
     out = torch.load(result)
     assert out["same"], "ranks ended with different weights"
     assert out["gate_moved"], "fine steps did not train the gate"
