@@ -202,6 +202,28 @@ def _plot(rows: Sequence[BenchRow], path: Path, title: str) -> Path:
 # ---------------------------------------------------------------------------------------------
 # The benchmark
 # ---------------------------------------------------------------------------------------------
+def check_bench_inputs(models, topk, recipe, recipes, label) -> tuple[list[str], list[int], list[str]]:
+    """Validate a benchmark's models/topk/recipe (shared by detection and classification benches).
+
+    Returns (models as strings, topk as ints, one table label per model via ``label``)."""
+    models = [str(m) for m in models]
+    if not models:
+        raise ValueError("models= is empty: give at least one .yaml config or .pt weights file")
+    for m in models:
+        if Path(m).suffix not in (".yaml", ".yml", ".pt"):
+            raise ValueError(f"model {m!r}: give a .yaml config (trained here) or .pt weights (evaluated as is)")
+    topk = [int(k) for k in topk]
+    if any(k < 0 for k in topk):
+        raise ValueError(f"topk values must be >= 0, got {topk}")
+    if recipe is not None and recipe not in recipes:
+        raise ValueError(f"recipe must be one of {', '.join(recipes)}, got {recipe!r}")
+    labels = [label(m) for m in models]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"models {models} share a name ({', '.join(labels)}); rename them so the table can tell "
+                         "them apart")
+    return models, topk, labels
+
+
 def bench(data: str | Path | None = None, models: Sequence[str | Path] = DEFAULT_MODELS,
           topk: Sequence[int] = DEFAULT_TOPK, epochs: int | None = None, imgsz: int | None = None,
           batch: int | None = None, workers: int = 0, seed: int = 0, device: str = "cpu",
@@ -232,21 +254,7 @@ def bench(data: str | Path | None = None, models: Sequence[str | Path] = DEFAULT
     from pst_yolo.synth import generate
 
     t_start = time.perf_counter()
-    models = [str(m) for m in models]
-    if not models:
-        raise ValueError("models= is empty: give at least one .yaml config or .pt weights file")
-    for m in models:
-        if Path(m).suffix not in (".yaml", ".yml", ".pt"):
-            raise ValueError(f"model {m!r}: give a .yaml config (trained here) or .pt weights (evaluated as is)")
-    topk = [int(k) for k in topk]
-    if any(k < 0 for k in topk):
-        raise ValueError(f"topk values must be >= 0, got {topk}")
-    if recipe is not None and recipe not in RECIPES:
-        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
-    stems = [model_label(m) for m in models]
-    if len(set(stems)) != len(stems):
-        raise ValueError(f"models {models} share a name ({', '.join(stems)}); rename the weights so the table can "
-                         "tell them apart")
+    models, topk, stems = check_bench_inputs(models, topk, recipe, RECIPES, model_label)
     to_train = [m for m in models if Path(m).suffix in (".yaml", ".yml")]
 
     run_dir = increment_path(Path(project) / name, exist_ok=exist_ok).resolve()

@@ -416,21 +416,9 @@ def bench_classify(data: str | Path | None = None, models: Sequence[str | Path] 
     from pst_yolo.toggle import pst_layers, set_topk
 
     t_start = time.perf_counter()
-    models = [str(m) for m in models]
-    if not models:
-        raise ValueError("models= is empty: give at least one .yaml config or .pt weights file")
-    for m in models:
-        if Path(m).suffix not in (".yaml", ".yml", ".pt"):
-            raise ValueError(f"model {m!r}: give a .yaml config (trained here) or .pt weights (evaluated as is)")
-    topk = [int(k) for k in topk]
-    if any(k < 0 for k in topk):
-        raise ValueError(f"topk values must be >= 0, got {topk}")
-    if recipe is not None and recipe not in RECIPES:
-        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
-    labels = [_label(m) for m in models]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"models {models} share a name ({', '.join(labels)}); rename them so the table can tell "
-                         "them apart")
+    from pst_yolo.bench import check_bench_inputs
+
+    models, topk, labels = check_bench_inputs(models, topk, recipe, RECIPES, _label)
 
     if data is not None and not (Path(data) / "train").is_dir() and not (Path(data) / split).is_dir():
         raise FileNotFoundError(f"data={data}: expected an ImageFolder root with train/ and {split}/ folders "
