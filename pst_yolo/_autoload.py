@@ -84,9 +84,18 @@ def when_imported(name: str, fn: Callable) -> None:
 
 
 def _register(_module) -> None:
+    from pst_yolo.compat import UnsupportedUltralyticsError
     from pst_yolo.integration import register
 
-    register()
+    try:
+        register()
+    except UnsupportedUltralyticsError as e:
+        # This import belongs to the user's program, which may use stock models only: say why PST is
+        # unavailable instead of breaking it. An explicit pst_yolo.register() raises the same error.
+        import warnings
+
+        warnings.warn(f"{e}. PST models are unavailable in this process; stock Ultralytics works as usual",
+                      stacklevel=2)
 
 
 def install() -> None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import warnings
 from copy import deepcopy
 from pathlib import Path
 from typing import Any, Callable
@@ -43,6 +44,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from pst_yolo.compat import SUPPORTED, UnsupportedUltralyticsError, require, warn_if_untested
 from pst_yolo.policy import describe, env_topk, new_model_topk
 
 # pst_yolo.pst (and pst_yolo.toggle, which imports it) are imported inside the functions below, not
@@ -320,6 +322,10 @@ def _get_flops_quietly(original: Callable, model, *args, **kwargs):
         return original(model, *args, **kwargs)
 
 
+CALLBACK_EVENTS = ("on_export_start", "on_pretrain_routine_end", "on_train_epoch_start", "on_train_batch_start",
+                   "on_train_end")
+
+
 def _add_default_callbacks(module) -> None:
     """Callbacks every Ultralytics trainer/exporter gets (they copy ``default_callbacks`` on creation)."""
     from pst_yolo import fine_train
@@ -358,31 +364,74 @@ def _wrap(owner: Any, name: str, wrapper: Callable, method: bool = False) -> Non
     setattr(owner, name, patched)
 
 
+def _patch_when_imported(module: str, patch: Callable) -> None:
+    """Run ``patch(module)`` once the module has been imported. An internal missing there is reported as
+    one warning rather than raised: that import belongs to the user's (maybe stock-only) program."""
+    from pst_yolo._autoload import when_imported
+    from pst_yolo.compat import UnsupportedUltralyticsError
+
+    def guarded(mod) -> None:
+        try:
+            patch(mod)
+        except UnsupportedUltralyticsError as e:
+            warnings.warn(f"{e}. pst-yolo's hook there is off in this process", stacklevel=2)
+
+    when_imported(module, guarded)
+
+
+def _patch_default_callbacks(module) -> None:
+    callbacks = require(module, "default_callbacks", "ultralytics.utils.callbacks.base.default_callbacks")
+    missing = [e for e in CALLBACK_EVENTS if e not in callbacks]
+    if missing:
+        import ultralytics
+
+        raise UnsupportedUltralyticsError(
+            f"pst-yolo adds to the callback events {', '.join(missing)}, which ultralytics "
+            f"{ultralytics.__version__} no longer has. Supported: {SUPPORTED}"
+        )
+    _add_default_callbacks(module)
+
+
 def register() -> None:
-    """Make Ultralytics understand PST rows and the shipped configs. Idempotent; in-memory only."""
+    """Make Ultralytics understand PST rows and the shipped configs. Idempotent; in-memory only.
+
+    Warns once if the installed Ultralytics/torch are outside the tested range (``pst_yolo.compat``);
+    raises ``UnsupportedUltralyticsError``, naming the internal, if one that pst-yolo wraps is missing
+    or has another signature -- before anything is patched.
+    """
     global _registered
     if _registered:
         return
+    import ultralytics
     from ultralytics.nn import tasks
 
-    from pst_yolo._autoload import when_imported
-
-    _wrap(tasks, "parse_model", _parse_model_with_pst)
-    _wrap(tasks, "check_yaml", _check_yaml_with_shipped)
-    _wrap(tasks.BaseModel, "load", _load_with_pst_check, method=True)
-    _wrap(tasks, "torch_safe_load", _torch_safe_load_with_env_topk)
+    warn_if_untested(ultralytics.__version__, torch.__version__)
+    eager = [  # (owner, name, dotted name, leading parameters, wrapper, is a method)
+        (tasks, "parse_model", "ultralytics.nn.tasks.parse_model", ("d", "ch", "verbose"), _parse_model_with_pst, False),
+        (tasks, "check_yaml", "ultralytics.nn.tasks.check_yaml", ("file",), _check_yaml_with_shipped, False),
+        (getattr(tasks, "BaseModel", None), "load", "ultralytics.nn.tasks.BaseModel.load", ("self", "weights"),
+         _load_with_pst_check, True),
+        (tasks, "torch_safe_load", "ultralytics.nn.tasks.torch_safe_load", ("weight",), _torch_safe_load_with_env_topk,
+         False),
+    ]
+    require(tasks, "BaseModel", "ultralytics.nn.tasks.BaseModel")
+    require(tasks, "LOGGER", "ultralytics.nn.tasks.LOGGER")
+    for owner, name, where, params, _, _ in eager:  # check all before patching any
+        require(owner, name, where, params)
+    for owner, name, _, _, wrapper, method in eager:
+        _wrap(owner, name, wrapper, method=method)
     # These modules may be mid-import right now (register() can run from inside Ultralytics' own
-    # import chain), so they are patched once they have finished executing.
-    when_imported(
-        "ultralytics.nn.autobackend",
-        lambda mod: _wrap(mod.AutoBackend, "__init__", _autobackend_init_logging_topk, method=True),
-    )
-    when_imported(
-        "ultralytics.engine.validator",
-        lambda mod: _wrap(mod.BaseValidator, "__call__", _validator_call_logging_topk, method=True),
-    )
-    when_imported("ultralytics.utils.callbacks.base", _add_default_callbacks)
-    when_imported("ultralytics.utils.torch_utils", lambda mod: _wrap(mod, "get_flops", _get_flops_quietly))
+    # import chain), so they are checked and patched once they have finished executing.
+    _patch_when_imported("ultralytics.nn.autobackend", lambda mod: _wrap(
+        require(mod, "AutoBackend", "ultralytics.nn.autobackend.AutoBackend"), "__init__",
+        _autobackend_init_logging_topk, method=True))
+    _patch_when_imported("ultralytics.engine.validator", lambda mod: _wrap(
+        require(mod, "BaseValidator", "ultralytics.engine.validator.BaseValidator"), "__call__",
+        _validator_call_logging_topk, method=True))
+    _patch_when_imported("ultralytics.utils.callbacks.base", _patch_default_callbacks)
+    _patch_when_imported("ultralytics.utils.torch_utils", lambda mod: (
+        require(mod, "get_flops", "ultralytics.utils.torch_utils.get_flops", ("model", "imgsz")),
+        _wrap(mod, "get_flops", _get_flops_quietly)))
     _registered = True
 
 

@@ -25,10 +25,10 @@ round, order rotated), after ``warmup`` rounds; median and p90 of ``runs`` round
 call is followed by ``torch.cuda.synchronize()``. Ratios are to the first case of the same runtime
 (normally the stock model), so machine load hits numerator and denominator alike.
 
-GFLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over one forward at batch 1 and ``imgsz`` with
-the case's k: every convolution and every matrix product, attention included (the fused SDPA kernel
-is counted as its two matrix products, 4·N·M·d per head); elementwise work (softmax, activations,
-normalisation) is not counted. ``attn GFLOPs`` is the part in attention and other matrix products.
+GFLOPs: ``pst_yolo.flops.count_flops``, one forward at batch 1 and ``imgsz`` with the case's k,
+counted analytically from the shapes: every convolution and every matrix product, attention included
+(scaled-dot-product attention is its two matrix products, 4·N·M·d per head); elementwise work
+(softmax, activations, normalisation) is not counted. ``attn GFLOPs`` is the part in attention and other matrix products.
 Ultralytics' own figure (thop) leaves the attention products out.
 
 Peak memory (``mem`` column says which): ``torch`` and ``train`` on CPU: the peak of live tensor
@@ -317,20 +317,12 @@ def _onnx_vs_torch(run_onnx: Callable[[], Any], case: Case, imgsz: int, batch: i
 # --------------------------------------------------------------------------------------------------
 def count_flops(model_name: str, k: int | None, imgsz: int) -> tuple[float, float]:
     """(total GFLOPs, GFLOPs in matrix products / attention) of one batch-1 forward at ``imgsz``."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    from pst_yolo.flops import count_flops as count
 
-    from pst_yolo.pst import quiet_topk_clamp
-
-    m = _detection_model(model_name).eval()
+    m = _detection_model(model_name)
     _set_k(m, k)
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), quiet_topk_clamp(m), counter:
-        m(torch.zeros(1, 3, imgsz, imgsz))
-    by_op = counter.get_flop_counts().get("Global", {})
-    total = sum(by_op.values())
-    conv = sum(v for op, v in by_op.items() if "convolution" in str(op))
-    return total / 1e9, (total - conv) / 1e9
+    c = count(m, imgsz)
+    return c.gflops, c.matmul_gflops
 
 
 def time_interleaved(

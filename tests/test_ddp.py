@@ -64,6 +64,9 @@ def _worker(rank: int, world: int, init_file: str, static_graph: bool, result_fi
         if rank == 0:
             torch.save({"same": torch.equal(gathered[0], gathered[1]),
                         "gate_moved": any(not torch.equal(a, b.detach()) for a, b in zip(gate0, gates))}, result_file)
+        # Both ranks leave together: a rank tearing down gloo while its peer is still in a collective
+        # was seen to abort ("terminate called without an active exception") on a loaded machine.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -23,7 +23,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.pst_reference import plain_psattn, plain_pst, randomize_, reference_psattn  # noqa: E402
 
-GOLDEN_DEFAULT = REPO.parent / "shared" / "fixtures" / "official_pst_golden.pt"
+GOLDEN_DEFAULT = REPO / "tests" / "fixtures" / "official_pst_golden.pt"
 
 # (H, W, Hu, Wu): even, ceil-odd/rectangular and floor-odd cases
 SHAPES = [(15, 21, 8, 11), (7, 9, 4, 5), (8, 8, 4, 4), (9, 9, 4, 4)]

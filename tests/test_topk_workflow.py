@@ -220,6 +220,26 @@ def _raw(model, x: torch.Tensor) -> torch.Tensor:
     return out[0] if isinstance(out, (list, tuple)) else out
 
 
+def _float32_error_bound(model, x: torch.Tensor) -> tuple[np.ndarray, float]:
+    """(float64 result, allowed max abs error of a float32 runtime) for ``model`` on ``x``.
+
+    The contrived network of these tests (attention logits ~1e4, outputs ~900 px) is ill-conditioned
+    in float32: measured against float64, PyTorch's own float32 result was off by up to 0.35 at some
+    input sizes (2026-11, torch 2.14.1, AMD EPYC) while ONNX Runtime was off by 0.01 there, and the
+    sizes where that happens move with the CPU and library versions. So an exported model is held to
+    the float64 truth: within 1e-4 of the output scale, or within twice PyTorch's own float32 error
+    where that is larger (measured ratios ONNX Runtime / PyTorch float32 error: 0.03 to 1.2).
+    """
+    import copy
+
+    f64 = copy.deepcopy(model.model).double().eval()
+    with torch.inference_mode():
+        truth = f64(x.double())
+    truth = (truth[0] if isinstance(truth, (list, tuple)) else truth).numpy()
+    torch32_error = float(np.abs(_raw(model, x).double().numpy() - truth).max())
+    return truth, max(1e-4 * float(np.abs(truth).max()), 2 * torch32_error)
+
+
 def test_checkpoint_restores_k_and_env_overrides_it(checkpoint, monkeypatch):
     from ultralytics import YOLO
 
@@ -301,12 +321,12 @@ def test_onnx_export_matches_pytorch_and_records_k(checkpoint, tmp_path, k):
     reference = _fused(YOLO(str(checkpoint)))
     pst_yolo.set_topk(reference, k)
     x = torch.rand(1, 3, IMGSZ, IMGSZ, generator=torch.Generator().manual_seed(2))
-    expected = _raw(reference, x).numpy()
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    # Box rows are pixel coordinates of several hundred here (the untrained box head spreads them): allow
-    # float32 rounding at that scale, relative 1e-4 (an abs. 1e-3 bound is checked on a trained model
-    # in test_cli_e2e.py).
-    np.testing.assert_allclose(got, expected, atol=1e-3, rtol=1e-4)
+    # Box rows are pixel coordinates of several hundred here (the untrained box head spreads them): held
+    # to the float64 result within float32 rounding at that scale (an abs. 1e-3 bound against PyTorch is
+    # checked on a trained model in test_cli_e2e.py).
+    truth, bound = _float32_error_bound(reference, x)
+    assert np.abs(got - truth).max() <= bound
     if k:  # the graph really has the fine branch: it differs from the coarse-only output
         pst_yolo.set_topk(reference, 0)
         assert _score_change(got, _raw(reference, x)) > 0.01
@@ -327,12 +347,11 @@ def test_dynamic_onnx_export_runs_at_several_sizes(checkpoint):
     for size in (96, 128, 160):
         x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
         got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-        expected, without_fine = _raw(fine, x).numpy(), _raw(coarse, x).numpy()
-        error = np.abs(got - expected).max()
-        # This contrived network's outputs reach ~900 with a wide dynamic range; float32 rounding of
-        # the whole graph stays within 1e-4 of that scale, and far below what the fine branch changes.
-        assert error <= 1e-4 * np.abs(expected).max(), (size, error)
-        assert error < 0.1 * np.abs(expected - without_fine).max(), (size, error)
+        truth, bound = _float32_error_bound(fine, x)
+        error = np.abs(got - truth).max()
+        assert error <= bound, (size, error, bound)
+        # ... and far below what the fine branch changes: the graph really runs it at every size
+        assert error < 0.01 * np.abs(truth - _raw(coarse, x).numpy()).max(), (size, error)
 
 
 def test_torchscript_export_matches_pytorch(checkpoint):
