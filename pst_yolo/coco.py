@@ -179,9 +179,10 @@ def read_image(path: Path, width: int | None = None, height: int | None = None) 
 # ---------------------------------------------------------------------------------------------
 def coco80_names() -> list[str]:
     """Ultralytics' 80 COCO class names (from the coco.yaml shipped inside the package; no download)."""
-    from ultralytics.utils import ROOT, YAML
+    import yaml
+    from ultralytics.utils import ROOT
 
-    names = YAML.load(ROOT / "cfg" / "datasets" / "coco.yaml")["names"]
+    names = yaml.safe_load((ROOT / "cfg" / "datasets" / "coco.yaml").read_text(encoding="utf-8"))["names"]
     return [names[i] for i in range(len(names))]
 
 

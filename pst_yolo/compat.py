@@ -13,7 +13,7 @@ import re
 import warnings
 from typing import Any, Callable, Sequence
 
-ULTRALYTICS_MIN = "8.3.105"  # oldest tested (constraints/oldest.txt): the release the authors' fork is based on
+ULTRALYTICS_MIN = "8.3.138"  # oldest tested (constraints/oldest.txt): first to build export metadata before on_export_start
 ULTRALYTICS_BELOW = "8.5"  # first minor not tested yet (pyproject.toml's upper bound)
 TORCH_MIN = "2.4"  # oldest tested torch (constraints/oldest.txt)
 
@@ -80,3 +80,13 @@ def require(owner: Any, name: str, where: str, params: Sequence[str] = ()) -> Ca
                 f"install a release in that range, e.g. `pip install 'ultralytics>={ULTRALYTICS_MIN},<{ULTRALYTICS_BELOW}'`"
             )
     return found
+
+
+def progress_bar_class() -> type:
+    """Ultralytics' progress bar: ``ultralytics.utils.tqdm.TQDM`` (8.3.200 and later; no tqdm dependency
+    any more) or ``ultralytics.utils.TQDM`` (older releases)."""
+    try:
+        from ultralytics.utils.tqdm import TQDM
+    except ImportError:
+        from ultralytics.utils import TQDM
+    return TQDM

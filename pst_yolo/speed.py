@@ -166,7 +166,8 @@ def build_torch(model_name: str, k: int | None, device: str = "cpu", half: bool 
 
     m = _detection_model(model_name)
     _set_k(m, k)
-    m = m.fuse(verbose=False).eval().to(device)
+    with torch.no_grad():  # folding BN is no training step (older Ultralytics recorded it in autograd)
+        m = m.fuse(verbose=False).eval().to(device)
     if half:
         m = m.half()
     for p in m.parameters():

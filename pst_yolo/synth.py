@@ -233,9 +233,10 @@ def draw_image(rng: np.random.Generator, spec: SynthSpec) -> tuple[np.ndarray, l
 def progress(iterable, desc: str, total: int | None = None, disable: bool = False):
     """Ultralytics' progress bar (shared by pst-yolo's long steps); silent when Ultralytics is not verbose."""
     from ultralytics.utils import VERBOSE
-    from ultralytics.utils.tqdm import TQDM
 
-    return TQDM(iterable, desc=desc, total=total, disable=disable or not VERBOSE)
+    from pst_yolo.compat import progress_bar_class
+
+    return progress_bar_class()(iterable, desc=desc, total=total, disable=disable or not VERBOSE)
 
 
 def write_map(path: Path, names: Sequence[str], category_ids: Sequence[int], splits: dict, **extra) -> Path:

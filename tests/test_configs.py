@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -113,17 +115,35 @@ def test_bare_name_resolves_to_shipped_config(tmp_path, monkeypatch):
     assert model.model[-1].nc == 80
 
 
+def _stock_prefers_local_scaled_file(tmp_path) -> bool:
+    """Whether this Ultralytics picks a local ``yolo11n.yaml`` over its packaged ``yolo11.yaml`` (releases
+    before 8.4.x look up the scale-free name first, so the packaged file wins there)."""
+    probe = tmp_path / "stock_probe"
+    probe.mkdir()
+    d = yaml.safe_load((Path(tasks.__file__).parent.parent / "cfg" / "models" / "11" / "yolo11.yaml").read_text())
+    d["nc"] = 3
+    (probe / "yolo11n.yaml").write_text(yaml.safe_dump(d, sort_keys=False))
+    cwd = os.getcwd()
+    os.chdir(probe)
+    try:
+        return tasks.DetectionModel("yolo11n.yaml", verbose=False).model[-1].nc == 3
+    finally:
+        os.chdir(cwd)
+
+
 @pytest.mark.parametrize("local_name", ["yolo11-pst.yaml", "yolo11n-pst.yaml"])
 def test_local_file_wins_over_shipped(tmp_path, monkeypatch, local_name):
+    """A local copy takes precedence over the shipped config exactly as it would over a packaged stock one."""
     d = yaml.safe_load((pst_yolo.cfg_dir() / "yolo11-pst.yaml").read_text())
     d["nc"] = 3
     (tmp_path / local_name).write_text(yaml.safe_dump(d, sort_keys=False))
+    expected_nc = 3 if local_name == "yolo11-pst.yaml" or _stock_prefers_local_scaled_file(tmp_path) else 80
     monkeypatch.chdir(tmp_path)
 
     assert Path(tasks.check_yaml(local_name)).resolve() == (tmp_path / local_name).resolve()
     model = YOLO("yolo11n-pst.yaml", verbose=False)
-    assert model.model.model[-1].nc == 3
-    assert len(model.names) == 3
+    assert model.model.model[-1].nc == expected_nc
+    assert len(model.names) == expected_nc
     assert isinstance(model.model.model[13], PST)
 
     monkeypatch.chdir(tmp_path.parent)  # away from the local copy: the shipped one again

@@ -30,7 +30,18 @@ except ImportError:  # older layouts
 
 pst_yolo.register()  # normally done by the autoload hook already; idempotent
 
-STOCK = ["yolo11n.yaml", "yolo12n.yaml", "yolov8n.yaml", "yolo26n.yaml", "yolo11n-seg.yaml", "yolo11n-cls.yaml"]
+
+
+def _ultralytics_ships(name: str) -> bool:
+    """Whether the installed Ultralytics has this model config (yolo26 arrived with 8.4)."""
+    import re
+
+    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", name)
+    return any((Path(tasks.__file__).parent.parent / "cfg" / "models").rglob(unified))
+
+
+STOCK = [n for n in ("yolo11n.yaml", "yolo12n.yaml", "yolov8n.yaml", "yolo26n.yaml", "yolo11n-seg.yaml",
+                     "yolo11n-cls.yaml") if _ultralytics_ships(n)]
 SUBPROCESS_TIMEOUT = 180
 
 # Shared by the test process and the plugin-off subprocess, so both describe models the same way.
