@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Micro-benchmark: the PST layer of pst_yolo.pst against the plain formulation kept in the tests.
+"""Micro-benchmark: the PST layer of pst_yolo.nn.pst against its plain formulation.
 
-The plain formulation (``tests/pst_reference.py: plain_pst / plain_psattn``) is explicit
+The plain formulation (``pst_yolo.nn.reference: plain_pst / plain_psattn``) is explicit
 matmul-softmax-matmul on strided views with the kv projection of the whole fine map; the tests check
 both against the naive loop reference, and this script checks the two agree before timing them.
 
@@ -32,42 +32,24 @@ import csv
 import statistics
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-for p in (REPO, REPO / "tests"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+from pst_yolo.cli.args import CLIError, Key, int_list, parse_kv, to_bool
 
-
-def _bool(v: str) -> bool:
-    v = v.strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
-def _ints(v: str) -> list[int]:
-    return [int(t) for t in v.split(",") if t.strip()]
-
-
-KEYS = {
-    "model": str,
-    "layer": int,
-    "imgsz": int,
-    "batch": int,
-    "k": _ints,
-    "threads": int,
-    "runs": int,
-    "warmup": int,
-    "train": _bool,
-    "fuse": _bool,
-    "csv": str,
-    "scope": str,
-    "stock": str,
-}
+KEYS = (
+    Key("model", str),
+    Key("layer", int),
+    Key("imgsz", int),
+    Key("batch", int),
+    Key("k", int_list),
+    Key("threads", int),
+    Key("runs", int),
+    Key("warmup", int),
+    Key("train", to_bool),
+    Key("fuse", to_bool),
+    Key("csv", str),
+    Key("scope", str),
+    Key("stock", str),
+)
 
 
 def layer_and_inputs(model: str, layer: int | None, imgsz: int, batch: int):
@@ -75,8 +57,8 @@ def layer_and_inputs(model: str, layer: int | None, imgsz: int, batch: int):
     import torch
     from ultralytics.nn.tasks import DetectionModel
 
-    from pst_yolo.integration import register
-    from pst_yolo.pst import PST
+    from pst_yolo.integration.registry import register
+    from pst_yolo.nn.pst import PST
 
     register()
     net = DetectionModel(model, verbose=False).eval()
@@ -137,7 +119,8 @@ def run(
 ) -> list[dict]:
     """Time the PST layer (and its attention) against the plain formulation; return one row per case."""
     import torch
-    from pst_reference import plain_psattn, plain_pst
+
+    from pst_yolo.nn.reference import plain_psattn, plain_pst
 
     torch.set_num_threads(threads)
     pst, x, up, idx = layer_and_inputs(model, layer, imgsz, batch)
@@ -161,7 +144,7 @@ def run(
         m_eff = min(kk, up.shape[-2] * up.shape[-1])
         cases = {
             "PST layer": (lambda: pst([x, up]), lambda: plain_pst(pst, x, up), x, up),
-            "PSAttn": (lambda: attn(xa, ua), lambda: plain_psattn(attn, xa, ua, m_eff), xa, ua),
+            "PSAttn": (lambda: attn(xa, ua), lambda m_eff=m_eff: plain_psattn(attn, xa, ua, m_eff), xa, ua),
         }
         for name, (fast, plain, xin, uin) in cases.items():
             if train:
@@ -177,9 +160,13 @@ def run(
                 err = (out_fast - out_plain).abs().max().item()
                 t = {"fast": [], "plain": []}
                 for i in range(warmup + runs):
-                    for key, f in (("fast", fast_f), ("plain", plain_f)) if i % 2 == 0 else (
-                        ("plain", plain_f),
-                        ("fast", fast_f),
+                    for key, f in (
+                        (("fast", fast_f), ("plain", plain_f))
+                        if i % 2 == 0
+                        else (
+                            ("plain", plain_f),
+                            ("fast", fast_f),
+                        )
                     ):
                         t0 = time.perf_counter()
                         f()
@@ -234,10 +221,10 @@ def run_models(
 ) -> list[dict]:
     """Whole-model eager inference: stock vs PST plain vs PST with each optimisation (see module doc)."""
     import torch
-    from pst_reference import plain_psattn
 
-    from pst_yolo.pst import PSAttn
-    from pst_yolo.speed import _input, build_torch, time_interleaved
+    from pst_yolo.eval.speed import _input, build_torch, time_interleaved
+    from pst_yolo.nn.pst import PSAttn
+    from pst_yolo.nn.reference import plain_psattn
 
     torch.set_num_threads(threads)
     x = _input(batch, imgsz)
@@ -248,6 +235,7 @@ def run_models(
             if not isinstance(m, PSAttn):
                 continue
             if name == "plain formulation":
+
                 def fwd(xx, up, m=m):
                     return plain_psattn(m, xx, up, min(m.topk, up.shape[-2] * up.shape[-1]))
 
@@ -328,8 +316,6 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pst_yolo.cli import CLIError, parse_kv
-
     try:
         opts = parse_kv(sys.argv[1:] if argv is None else argv, KEYS, "bench_pst_layer")
     except CLIError as e:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Real-time PST detection demo: the same code as ``pst-yolo demo`` (``pst_yolo.demo.cli_demo``).
+"""Real-time PST detection demo: the same code as ``pst-yolo demo`` (``pst_yolo.viz.demo.run_demo``).
 
     python scripts/demo.py source=0 model=runs/detect/train/weights/best.pt
     python scripts/demo.py source=clip.mp4 model=best.onnx show=False
@@ -19,15 +19,11 @@ if str(REPO) not in sys.path:  # run from a clone without installing
 
 
 def main(argv: list[str]) -> int:
-    if argv and argv[0] == "explain":
-        from pst_yolo.explain import cli_explain
+    from pst_yolo.cli import main as pst_yolo
 
-        return cli_explain(argv[1:])
-    if argv and argv[0] == "demo":
-        argv = argv[1:]
-    from pst_yolo.demo import cli_demo
-
-    return cli_demo(argv)
+    if argv and argv[0] in ("demo", "explain"):
+        return pst_yolo(argv)
+    return pst_yolo(["demo", *argv])
 
 
 if __name__ == "__main__":

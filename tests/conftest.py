@@ -1,11 +1,10 @@
-"""Test-wide settings: offline, CPU, no Ultralytics settings sync, no auto-installs."""
+"""Test-wide settings (offline, CPU, no Ultralytics settings sync, no auto-installs) and shared fixtures."""
 
 from __future__ import annotations
 
 import os
 import sys
 import tempfile
-from pathlib import Path
 
 # Set before Ultralytics is imported anywhere in the test process (and inherited by subprocesses).
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -16,9 +15,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 # A private settings folder, so tests neither read nor change the user's Ultralytics settings.
 os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="pst_yolo_test_settings_"))
 
-import pytest  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+import pytest
+import torch
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,3 +32,23 @@ def _offline_settings():
 @pytest.fixture(scope="session")
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread is as fast, and on a shared, loaded machine a second thread
+    spinning at every op's barrier made such modules many times slower. Restored afterwards.
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``pst-yolo`` in this process: ``cli("bench", "--help") -> exit code``;
+    ``cli.error(*argv, match=regex)`` asserts exit code 2 and the message on stderr (returns it)."""
+    from helpers import CLI
+
+    return CLI(capsys)

@@ -27,11 +27,15 @@ def _test_sources() -> list[Path]:
 
 @pytest.mark.parametrize("source", _test_sources(), ids=lambda p: p.name)
 def test_no_test_refers_to_a_path_outside_the_repository(source: Path):
-    hits = [f"{source.name}:{n}: {why}: {line.strip()}"
-            for n, line in enumerate(source.read_text().splitlines(), 1)
-            for pattern, why in OUTSIDE if pattern.search(line)]
-    assert not hits, "tests must only read files inside the repository (copy fixtures to tests/fixtures/):\n" + \
-        "\n".join(hits)
+    hits = [
+        f"{source.name}:{n}: {why}: {line.strip()}"
+        for n, line in enumerate(source.read_text().splitlines(), 1)
+        for pattern, why in OUTSIDE
+        if pattern.search(line)
+    ]
+    assert not hits, (
+        "tests must only read files inside the repository (copy fixtures to tests/fixtures/):\n" + "\n".join(hits)
+    )
 
 
 def test_the_checks_above_catch_an_outside_path():
@@ -39,8 +43,17 @@ def test_the_checks_above_catch_an_outside_path():
     assert sum(bool(p.search(bad)) for p, _ in OUTSIDE) == 2
 
 
-@pytest.mark.parametrize("name", ["official_pst_golden.pt", "authors_yolo11n_pst.pt", "authors_yolo11n_pst_record.pt",
-                                  "authors_yolo11n_cls_pst.pt", "authors_yolo11n_cls_pst_record.pt", "README.md"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "official_pst_golden.pt",
+        "authors_yolo11n_pst.pt",
+        "authors_yolo11n_pst_record.pt",
+        "authors_yolo11n_cls_pst.pt",
+        "authors_yolo11n_cls_pst_record.pt",
+        "README.md",
+    ],
+)
 def test_fixtures_are_in_the_repository(name: str):
     path = FIXTURES / name
     assert path.is_file() and path.stat().st_size > 0, f"missing fixture {path}"

@@ -1,0 +1,474 @@
+"""The ``pst-yolo`` subcommands: one table of name -> Python function, keys (type, default, help), help text.
+
+Each ``run_*`` function is a thin wrapper: it gets the parsed keys, calls the Python API named in its
+command's ``api`` and prints what the API returns. The usage text and every ``pst-yolo CMD --help`` are
+generated from this table (``pst_yolo.cli.help_text``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Callable, Optional
+
+from pst_yolo.cli.args import CLIError, Key, optional_int, str_list, to_bool, topk_list, topk_value
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand. ``variants`` holds other key sets chosen by a ``task=`` word (e.g. ``task=classify``)."""
+
+    name: str
+    summary: str  # one line for `pst-yolo --help`
+    api: str  # the Python function it wraps, shown in its help
+    run: Callable[[dict], int]
+    keys: tuple[Key, ...] = ()
+    positional: Optional[str] = None  # a leading bare word is this key
+    example: str = ""
+    variants: dict = field(default_factory=dict)  # task name -> Command
+    task: str = "detect"
+
+
+# --------------------------------------------------------------------------------------------------
+# Thin wrappers over the Python API
+# --------------------------------------------------------------------------------------------------
+def run_quickstart(opts: dict) -> int:
+    from pst_yolo.eval.quickstart import run
+
+    run(**opts)
+    return 0
+
+
+def run_configs(opts: dict) -> int:
+    from pst_yolo.eval.tables import config_rows, config_table
+
+    print(config_table(config_rows(**opts)))
+    return 0
+
+
+def _spec(spec_type: type, values: dict, base: Any = None) -> Any:
+    """A dataset spec (``SynthSpec`` / ``ClassifySynthSpec``) from key values; its checks become CLI errors."""
+    try:
+        return replace(base, **values) if base is not None else spec_type(**values)
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+
+
+def run_synth(opts: dict) -> int:
+    from pst_yolo.data.coco_map import MAP_FILE
+    from pst_yolo.data.synth import SynthSpec, generate
+
+    out = opts.pop("out")
+    data_yaml = generate(out, _spec(SynthSpec, opts))
+    print(
+        f"synthetic dataset written: {data_yaml} (COCO JSON in {data_yaml.parent / 'annotations'}, "
+        f"mapping {data_yaml.parent / MAP_FILE})"
+    )
+    return 0
+
+
+def run_synth_classify(opts: dict) -> int:
+    from pst_yolo.data.synth_classify import ClassifySynthSpec, generate_classify
+
+    out = opts.pop("out")
+    spec = _spec(ClassifySynthSpec, opts)
+    path = generate_classify(out, spec)
+    print(
+        f"synthetic classification dataset written: {path} ({spec.classes} classes x {spec.train} train / "
+        f"{spec.val} val images, {spec.imgsz} px); train with: yolo classify train model=yolo11n-cls-pst.yaml "
+        f"data={path} imgsz={spec.imgsz}"
+    )
+    return 0
+
+
+SYNTH_SET_KEYS = ("train", "val", "synth_imgsz", "synth_seed", "classes")
+
+
+def _run_bench(opts: dict, task: str) -> int:
+    from pst_yolo.eval.bench import TASKS, bench
+
+    given = [k for k in SYNTH_SET_KEYS if k in opts]
+    if given:
+        if "data" in opts:
+            raise CLIError(
+                f"{', '.join(k + '=' for k in given)} describe the generated dataset; they do not apply with data="
+            )
+        renamed = {"synth_imgsz": "imgsz", "synth_seed": "seed"}
+        values = {renamed.get(k, k): opts.pop(k) for k in given}
+        opts["synth"] = _spec(type(TASKS[task].main_synth), values, base=TASKS[task].main_synth)
+    bench(task=task, **opts)
+    return 0
+
+
+def run_bench(opts: dict) -> int:
+    return _run_bench(opts, "detect")
+
+
+def run_bench_classify(opts: dict) -> int:
+    return _run_bench(opts, "classify")
+
+
+def run_evaluate(opts: dict) -> int:
+    from pst_yolo.eval.coco import evaluate
+
+    evaluate(**opts)  # prints the COCOeval summary
+    return 0
+
+
+def run_coco2yolo(opts: dict) -> int:
+    from pst_yolo.data.coco2yolo import SPLITS, convert
+
+    splits = {}
+    for s in SPLITS:
+        jsons, dirs = opts.pop(s, None), opts.pop(f"{s}_images", None)
+        if jsons is None:
+            if dirs is not None:
+                raise CLIError(f"{s}_images= given without {s}= (the JSON)")
+            continue
+        if dirs is not None and len(dirs) != len(jsons):
+            raise CLIError(
+                f"{s}= lists {len(jsons)} JSON file(s) but {s}_images= {len(dirs)} folder(s); "
+                "give one images folder per JSON, in the same order"
+            )
+        splits[s] = list(zip(jsons, dirs)) if dirs else list(jsons)
+    renamed = {"skip": "skip_invalid", "verify": "verify_images"}  # short keys for convert()'s arguments
+    convert(opts.pop("out"), **splits, **{renamed.get(k, k): v for k, v in opts.items()})
+    return 0
+
+
+def run_speed(opts: dict) -> int:
+    from pst_yolo.eval.speed import speed
+
+    print(speed(**opts).markdown)
+    return 0
+
+
+def run_compare(opts: dict) -> int:
+    from pst_yolo.eval.compare import compare, markdown_table
+
+    print(markdown_table(compare(**opts)))
+    return 0
+
+
+def run_demo(opts: dict) -> int:
+    import sys
+
+    from pst_yolo.viz.demo import run_demo as demo
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # command line: no FFmpeg chatter around our one-line errors
+    summary = demo(opts.pop("source"), opts.pop("model"), **opts)
+    if not summary.ok:
+        print("pst-yolo demo: error: no frame was processed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_explain(opts: dict) -> int:
+    from pst_yolo.viz.explain import explain
+
+    image = opts.pop("image", None) or opts.pop("source", None)
+    opts.pop("source", None)
+    if image is None:
+        raise CLIError("image= is required (an image file or a folder of images)")
+    explain(image, opts.pop("model"), **opts)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# The table
+# --------------------------------------------------------------------------------------------------
+def _training_keys(task: str) -> tuple[Key, ...]:
+    detect = task == "detect"
+    return (
+        Key(
+            "models",
+            str_list,
+            "yolo11n.yaml,yolo11n-pst.yaml" if detect else "yolo11n-cls.yaml,yolo11n-cls-pst.yaml",
+            "comma-separated .yaml configs (trained) and/or .pt weights (evaluated as they are)",
+        ),
+        Key("topk", topk_list, "0,8", "k values at which PST models are evaluated"),
+        Key("epochs", int, f"{8 if detect else 20} (synthetic) / 100", "training epochs"),
+        Key("imgsz", int, f"the set's own / {640 if detect else 224}", "image size for training and evaluation"),
+        Key("batch", int, f"{16 if detect else 32} (synthetic) / 16", "training batch"),
+        Key("workers", int, 0, "dataloader workers"),
+        Key("seed", int, 0, "training seed"),
+        Key("device", str, "cpu", "cpu, 0, 0,1, ..."),
+        Key("project", str, "runs/pst-bench", "parent of the run folder"),
+        Key("name", str, "bench" if detect else "classify", "run folder name (numbered if it exists)"),
+        Key("exist_ok", to_bool, False, "reuse an existing run folder"),
+        Key("recipe", str, "fast (synthetic) / stock", "fast: the embedded set's recipe; stock: Ultralytics' defaults"),
+        Key("eval_batch", int, "1" if detect else "1 (synthetic) / batch", "evaluation batch (1: per-image latency)"),
+        Key("train", int, None, "generated set: train images (no data= only)"),
+        Key("val", int, None, "generated set: val images (no data= only)"),
+        Key("synth_imgsz", int, None, "generated set: image size (no data= only)"),
+        Key("synth_seed", int, None, "generated set: seed (no data= only)"),
+    )
+
+
+def _synth_detect_keys() -> tuple[Key, ...]:
+    from pst_yolo.data.synth import SynthSpec
+
+    spec = SynthSpec()
+    return (
+        Key("out", str, "datasets/pst-synth", "output folder (or the first bare word)"),
+        *(
+            Key(
+                f.name,
+                float if isinstance(getattr(spec, f.name), float) else int,
+                getattr(spec, f.name),
+                "per-split image count" if f.name in ("train", "val") else "",
+            )
+            for f in fields(SynthSpec)
+        ),
+    )
+
+
+def _synth_classify_keys() -> tuple[Key, ...]:
+    from pst_yolo.data.synth_classify import ClassifySynthSpec
+
+    spec = ClassifySynthSpec()
+    return (
+        Key("out", str, "datasets/pst-synth-cls", "output folder (or the first bare word)"),
+        *(
+            Key(f.name, int, getattr(spec, f.name), "images per class" if f.name in ("train", "val") else "")
+            for f in fields(ClassifySynthSpec)
+        ),
+    )
+
+
+PREDICT_KEYS = (
+    Key("imgsz", int, 640, "inference size"),
+    Key("conf", float, 0.25, "confidence threshold"),
+    Key("iou", float, 0.7, "NMS IoU"),
+    Key("max_det", int, 300, "detections per image"),
+    Key("device", str, "cpu", "cpu, 0, ..."),
+    Key("topk", topk_value, "the model's", "k of every PST layer"),
+    Key("project", str, "runs/pst", "parent of the run folder"),
+    Key("save_dir", str, None, "exact output folder instead of project/name"),
+)
+
+
+def build_commands() -> dict[str, Command]:
+    """The command table (built on use: a few key lists are read from the dataclasses they describe)."""
+    bench_detect = Command(
+        "bench",
+        "train/load models, official COCO AP at each k, results.md/csv/png (task=classify: top-1/top-5); "
+        "with no arguments: the embedded main job",
+        "pst_yolo.eval.bench.bench",
+        run_bench,
+        keys=(
+            Key("data", str, None, "a pst-yolo synth / coco2yolo dataset (folder or data.yaml); none: generate one"),
+            *_training_keys("detect"),
+            Key("annotations", str, None, "score against this COCO JSON instead of the dataset's val split"),
+            Key("images", str, None, "the folder the annotations' file names are relative to"),
+        ),
+        example="pst-yolo bench data=datasets/synth models=yolo11n.yaml,yolo11n-pst.yaml topk=0,8 epochs=8",
+    )
+    bench_classify = Command(
+        "bench",
+        "the classification benchmark: top-1/top-5 at each k",
+        "pst_yolo.eval.bench.bench(task='classify')",
+        run_bench_classify,
+        task="classify",
+        keys=(
+            Key("data", str, None, "an ImageFolder root (train/<class>, val/<class>); none: generate one"),
+            *_training_keys("classify"),
+            Key("split", str, "val", "the split validated"),
+            Key("classes", int, None, "generated set: number of classes (no data= only)"),
+        ),
+        example="pst-yolo bench task=classify",
+    )
+    synth_detect = Command(
+        "synth",
+        "write the synthetic detection set (YOLO + COCO formats); task=classify: an ImageFolder set",
+        "pst_yolo.data.synth.generate",
+        run_synth,
+        keys=_synth_detect_keys(),
+        positional="out",
+        example="pst-yolo synth datasets/synth train=64 val=16 imgsz=128 seed=0",
+    )
+    synth_classify = Command(
+        "synth",
+        "write the synthetic classification set (ImageFolder)",
+        "pst_yolo.data.synth_classify.generate_classify",
+        run_synth_classify,
+        keys=_synth_classify_keys(),
+        positional="out",
+        task="classify",
+        example="pst-yolo synth task=classify datasets/pst-synth-cls classes=10",
+    )
+    commands = [
+        Command(
+            "quickstart",
+            "build yolo11n-pst, print its summary, run it on Ultralytics' bundled images (no downloads)",
+            "pst_yolo.eval.quickstart.run",
+            run_quickstart,
+            keys=(
+                Key("model", str, "yolo11n-pst.yaml", "a PST config or checkpoint"),
+                Key("imgsz", int, 640, "inference size"),
+                Key("topk", topk_value, 8, "the fine k compared with k = 0"),
+                Key("device", str, "cpu", "cpu, 0, ..."),
+            ),
+            example="pst-yolo quickstart imgsz=320",
+        ),
+        Command(
+            "compare",
+            "validate one model at several top-k: one table of mAP (or top-1/5) and ms/image per k",
+            "pst_yolo.eval.compare.compare",
+            run_compare,
+            keys=(
+                Key("model", str, None, ".pt checkpoint (or a PST .yaml)", required=True),
+                Key("data", str, None, "an Ultralytics data.yaml or ImageFolder", required=True),
+                Key("topk", topk_list, "0,4,8,16", "k values"),
+                Key("imgsz", int, 640, "validation size"),
+                Key("batch", int, 16, "validation batch"),
+                Key("device", str, None, "cpu, 0, ..."),
+                Key("workers", int, 2, "dataloader workers"),
+                Key("split", str, "val", "split to validate"),
+                Key("save_dir", str, None, "also write compare.md / compare.csv here"),
+            ),
+            example="pst-yolo compare model=best.pt data=coco8.yaml topk=0,4,8,16",
+        ),
+        Command(
+            "demo",
+            "live detection (window, or headless video) with k and the attention overlay",
+            "pst_yolo.viz.demo.run_demo",
+            run_demo,
+            keys=(
+                Key(
+                    "source",
+                    str,
+                    None,
+                    "webcam index (0), video, image, folder, or rtsp:// / http(s):// URL",
+                    required=True,
+                ),
+                Key(
+                    "model",
+                    str,
+                    None,
+                    ".pt, exported .onnx (k fixed, no overlay), or yolo11n-pst.yaml (random weights)",
+                    required=True,
+                ),
+                Key("show", to_bool, "if a display exists", "open a window"),
+                Key("save", to_bool, "when headless", "write the annotated video/images to the run folder"),
+                *(k for k in PREDICT_KEYS if k.name != "project"),
+                Key("overlay", to_bool, False, "start with the attention overlay on"),
+                Key("project", str, "runs/pst", "parent of the run folder"),
+                Key("name", str, "demo", "run folder name (numbered)"),
+                Key("max_frames", int, None, "stop after N frames"),
+                Key("delay", int, 1000, "ms each image stays in the window"),
+                Key("reconnect", int, 3, "attempts when a stream drops"),
+            ),
+            example="pst-yolo demo source=0 model=best.pt   (keys: f coarse/fine, +/- k, v attention, "
+            "space pause, s save, q quit)",
+        ),
+        Command(
+            "explain",
+            "what the fine branch looks at: one PNG per image, a panel per PST layer",
+            "pst_yolo.viz.explain.explain",
+            run_explain,
+            keys=(
+                Key("image", str, None, "an image file or a folder of images"),
+                Key("source", str, None, "same as image="),
+                Key("model", str, None, ".pt or a PST .yaml (random weights); not .onnx", required=True),
+                *(k for k in PREDICT_KEYS if k.name != "project"),
+                Key("project", str, "runs/pst", "parent of the run folder"),
+                Key("name", str, "explain", "run folder name (numbered)"),
+                Key("out", str, None, "exact PNG path (one image)"),
+                Key("max_side", int, 640, "longest side of each panel"),
+                Key("seed", int, None, "seed torch first: a random-weights .yaml gives the same picture"),
+            ),
+            example="pst-yolo explain image=bus.jpg model=best.pt",
+        ),
+        Command(
+            "configs",
+            "params and GFLOPs of every shipped PST config next to its stock twin",
+            "pst_yolo.eval.tables.config_rows",
+            run_configs,
+            keys=(
+                Key("imgsz", int, "640 detect / 224 classify", "image size of the GFLOPs count"),
+                Key("nc", int, "the YAML's", "number of classes"),
+            ),
+            example="pst-yolo configs imgsz=640",
+        ),
+        replace(synth_detect, variants={"classify": synth_classify}),
+        replace(bench_detect, variants={"classify": bench_classify}),
+        Command(
+            "evaluate",
+            "official pycocotools AP of one model on any COCO-format dataset",
+            "pst_yolo.eval.coco.evaluate",
+            run_evaluate,
+            keys=(
+                Key("model", str, None, ".pt / .yaml", required=True),
+                Key("images", str, None, "folder the JSON's file names are relative to", required=True),
+                Key("annotations", str, None, "COCO instances JSON", required=True),
+                Key("topk", optional_int, "the model's", "k of every PST layer (none: the model's)"),
+                Key("imgsz", int, 640, "inference size"),
+                Key("batch", int, 16, "images per forward pass"),
+                Key("conf", float, 0.001, "confidence threshold (COCO protocol)"),
+                Key("iou", float, 0.7, "NMS IoU"),
+                Key("max_det", int, 100, "detections per image"),
+                Key("device", str, None, "cpu, 0, ..."),
+                Key("class_map", str, None, "coco_map.json of the dataset (class index -> category id)"),
+                Key("save", str, "runs/pst-coco/<model>_k<k>_detections.json", "detections JSON path"),
+            ),
+            example="pst-yolo evaluate model=best.pt annotations=instances_val2017.json images=val2017 topk=8",
+        ),
+        Command(
+            "coco2yolo",
+            "COCO instances JSON(s) + images -> Ultralytics dataset and class/category mapping",
+            "pst_yolo.data.coco2yolo.convert",
+            run_coco2yolo,
+            positional="out",
+            keys=(
+                Key("out", str, None, "output folder (or the first bare word)", required=True),
+                Key("train", str_list, None, "train JSON(s), comma-separated"),
+                Key("val", str_list, None, "val JSON(s), comma-separated", required=True),
+                Key("test", str_list, None, "test JSON(s)"),
+                Key("train_images", str_list, "found the COCO way", "images folder per train JSON"),
+                Key("val_images", str_list, "found the COCO way", "images folder per val JSON"),
+                Key("test_images", str_list, "found the COCO way", "images folder per test JSON"),
+                Key("mode", str, "symlink", "symlink, hardlink or copy the images"),
+                Key("skip", to_bool, False, "drop broken images instead of refusing (counted)"),
+                Key("overwrite", to_bool, False, "replace an earlier conversion in out="),
+                Key("verify", to_bool, True, "open every image to check its size"),
+                Key("tolerance", float, 1.0, "pixels a box may run past the border"),
+            ),
+            example="pst-yolo coco2yolo out=datasets/coco val=annotations/instances_val2017.json val_images=val2017",
+        ),
+        Command(
+            "speed",
+            "latency / memory / GFLOPs of models next to the first one",
+            "pst_yolo.eval.speed.speed",
+            run_speed,
+            keys=(
+                Key("models", str_list, "yolo11n.yaml,yolo11n-pst.yaml", "configs or checkpoints"),
+                Key("imgsz", int, "640 (320 with train_step)", "input size"),
+                Key("batch", int, "1 (8 with train_step)", "batch"),
+                Key("threads", int, 2, "CPU threads"),
+                Key("runtime", str_list, "torch,onnx", "torch, onnx, onnx-mha"),
+                Key("topk", topk_list, "0,8", "k values of PST models"),
+                Key("device", str, "cpu", "cpu, 0, ..."),
+                Key("half", to_bool, False, "fp16 (CUDA)"),
+                Key("runs", int, 20, "timed rounds"),
+                Key("warmup", int, 5, "warm-up rounds"),
+                Key("train_step", to_bool, False, "time a training step"),
+                Key("memory", to_bool, True, "measure peak memory"),
+                Key("flops", to_bool, True, "count GFLOPs"),
+                Key("opset", int, None, "ONNX opset"),
+                Key("project", str, "runs/speed", "parent of the run folder"),
+                Key("name", str, "exp", "run folder name"),
+            ),
+            example="pst-yolo speed models=yolo11n.yaml,yolo11n-pst.yaml runtime=torch,onnx topk=0,8",
+        ),
+    ]
+    return {c.name: c for c in commands}
+
+
+# Ultralytics' own modes and tasks, passed through to its command line (with two keys of ours)
+STOCK_MODES = ("train", "val", "predict", "export", "track", "benchmark")
+STOCK_TASKS = ("detect", "segment", "classify", "pose", "obb")
+STOCK_KEYS = (
+    Key("topk", str, "the checkpoint's (8 for new models)", "inference k of every PST layer (0 = coarse only)"),
+    Key("fine_train", str, 0, "fine-aware training: N = the last N epochs, P in (0,1] = that share of batches"),
+)

@@ -1,0 +1,667 @@
+"""``pst-yolo bench``: train (or load) models, score each at each PST top-k, tabulate -- detection and classification.
+
+    from pst_yolo.eval.bench import bench
+    result = bench()                        # the main job: synthetic data, yolo11n vs yolo11n-pst, k = 0 and 8
+    result = bench(task="classify")         # yolo11n-cls vs yolo11n-cls-pst on a synthetic ImageFolder set
+    result = bench(data="datasets/coco/data.yaml", models=["best_n.pt", "best_n_pst.pt"], topk=[0, 8], imgsz=640)
+    print(result.table)                     # also in result.run_dir / results.md, results.csv, results.png
+
+One runner for both tasks: every ``.yaml`` model is trained with the same recipe (PST models train
+coarse-only, as the paper does); ``.pt`` models are evaluated as they are. A model with PST layers is
+evaluated once per k in ``topk``; a model without PST layers once (k "-"). Detection is scored with
+pycocotools (COCOeval bbox) on the val split's COCO JSON with the dataset's own ids; classification
+with Ultralytics' top-1/top-5. What differs between the tasks lives in one ``BenchTask`` each.
+
+With no ``data`` (and no ``annotations``), the embedded synthetic dataset of the task is generated into the
+run folder first: with all defaults this is the main job (``DETECT.main_synth``, ``main_epochs``, ``fast_recipe``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from pst_yolo.data.coco_map import MAP_FILE, read_map
+from pst_yolo.data.synth import SynthSpec
+from pst_yolo.data.synth_classify import ClassifySynthSpec
+from pst_yolo.eval.flops import GFLOPS_NOTE
+from pst_yolo.eval.tables import machine_description, model_label, model_size
+
+DEFAULT_TOPK = (0, 8)
+RECIPES = ("fast", "stock")
+
+
+# --------------------------------------------------------------------------------------------------
+# Rows and results
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class BenchRow:
+    model: str  # name shown in the table (see tables.model_label)
+    k: Optional[int]  # None: model without PST layers
+    params: int
+    gflops: float  # pst_yolo.eval.flops at the row's k and imgsz
+    stats: dict[str, float]  # detection: the 12 COCOeval numbers by name; classification: top1, top5
+    ms_per_image: Optional[float]
+    weights: str
+    detections: Optional[str] = None  # detection: the detections JSON that was scored
+    train_seconds: Optional[float] = None
+
+
+@dataclass
+class BenchResult:
+    rows: list[BenchRow]
+    run_dir: Path
+    markdown: Path
+    csv: Path
+    plot: Path
+    table: str
+    data: Optional[Path]
+    seconds: float
+    settings: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# What differs between tasks
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class Dataset:
+    """A prepared dataset: what to train on and what to score against."""
+
+    train: Optional[Path]  # data= for Ultralytics (None: nothing to train on)
+    synthetic: bool  # written by pst-yolo synth: the fast recipe and the set's own image size apply
+    imgsz: Optional[int]  # the set's own image size (synthetic sets), else None
+    score_args: dict = field(default_factory=dict)  # task-specific, for BenchTask.score
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class BenchTask:
+    """Everything task-specific about a benchmark."""
+
+    name: str  # Ultralytics task
+    default_models: tuple[str, ...]
+    main_synth: Any  # the embedded dataset spec
+    main_epochs: int
+    main_batch: int
+    fast_recipe: Mapping[str, Any]  # Ultralytics train() overrides for synthetic data
+    columns: tuple[str, ...]  # the metric columns of the table (from BenchRow.stats)
+    primary: str  # the metric the plot shows
+    csv_stats: tuple[str, ...]  # every stat written to results.csv
+    prepare: Callable[..., Dataset]
+    score: Callable[..., tuple[dict[str, float], Optional[float], Optional[str]]]
+    stock_imgsz: int = 640
+    eval_batch: Optional[int] = None  # default evaluation batch; None: 1 on synthetic sets (latency), else batch
+
+
+def _prepare_detect(data, run_dir: Path, synth, annotations, images, split: str, verbose: bool) -> Dataset:
+    from pst_yolo.data.synth import generate
+
+    if data is None and annotations is None:
+        spec = synth or DETECT.main_synth
+        if verbose:
+            print(
+                f"pst-yolo bench: generating the synthetic dataset ({spec.train} train / {spec.val} val images, "
+                f"{spec.imgsz} px) in {run_dir / 'data'}"
+            )
+        data_yaml = generate(run_dir / "data", spec)
+    else:
+        data_yaml = _find_data_yaml(data) if data is not None else None
+    ann_path, img_dir, class_map, source = _coco_source(data_yaml, annotations, images)
+    synthetic = source == "pst-yolo synth"
+    imgsz = read_map(data_yaml.parent / MAP_FILE).get("spec", {}).get("imgsz") if synthetic else None
+    return Dataset(
+        train=data_yaml,
+        synthetic=synthetic,
+        imgsz=imgsz,
+        score_args={"annotations": ann_path, "images": img_dir, "class_map": class_map},
+        description=f"`{data_yaml}`; scored against `{ann_path}` (pycocotools COCOeval, bbox, maxDets 100, conf 0.001)",
+    )
+
+
+def _score_detect(
+    yolo,
+    k,
+    label: str,
+    run_dir: Path,
+    imgsz: int,
+    eval_batch: int,
+    device: str,
+    workers: int,
+    split: str,
+    verbose: bool,
+    annotations,
+    images,
+    class_map,
+):
+    from pst_yolo.eval.coco import evaluate
+
+    det_path = run_dir / "detections" / f"{label}{'' if k is None else f'_k{k}'}.json"
+    res = evaluate(
+        yolo,
+        images,
+        annotations,
+        topk=k,
+        imgsz=imgsz,
+        batch=eval_batch,
+        device=device,
+        class_map=class_map,
+        save=det_path,
+        verbose=False,
+        progress=verbose,
+    )
+    return dict(res.stats), res.ms_per_image, str(det_path)
+
+
+def _prepare_classify(data, run_dir: Path, synth, annotations, images, split: str, verbose: bool) -> Dataset:
+    from pst_yolo.data.synth_classify import generate_classify, read_classify_spec
+
+    if annotations is not None or images is not None:
+        raise ValueError(
+            "annotations= and images= are for detection (COCO scoring); task=classify validates the "
+            "ImageFolder's own split"
+        )
+    if data is None:
+        spec = synth or CLASSIFY.main_synth
+        if verbose:
+            print(
+                f"pst-yolo bench task=classify: generating the synthetic dataset ({spec.classes} classes x "
+                f"{spec.train} train / {spec.val} val images, {spec.imgsz} px) in {run_dir / 'data'}"
+            )
+        data_dir = generate_classify(run_dir / "data", spec)
+    else:
+        data_dir = Path(data)
+    recorded = read_classify_spec(data_dir)
+    return Dataset(
+        train=data_dir,
+        synthetic=recorded is not None,
+        imgsz=int(recorded["spec"]["imgsz"]) if recorded else None,
+        score_args={"data": data_dir},
+        description=f"`{data_dir}` (split `{split}`"
+        f"{', synthetic: ' + json.dumps(recorded['spec']) if recorded else ''}); "
+        "Ultralytics' top-1/top-5",
+    )
+
+
+def _score_classify(
+    yolo,
+    k,
+    label: str,
+    run_dir: Path,
+    imgsz: int,
+    eval_batch: int,
+    device: str,
+    workers: int,
+    split: str,
+    verbose: bool,
+    data: Path,
+):
+    from pst_yolo.nn.topk import set_topk
+
+    if k is not None:
+        set_topk(yolo, k)
+    metrics = yolo.val(
+        data=str(data),
+        imgsz=imgsz,
+        batch=eval_batch,
+        device=device,
+        workers=workers,
+        split=split,
+        plots=False,
+        verbose=False,
+        project=str(run_dir / "val"),
+        name=f"{label}{'' if k is None else f'_k{k}'}",
+        exist_ok=True,
+    )
+    return (
+        {"top1": float(metrics.top1), "top5": float(metrics.top5)},
+        float(metrics.speed.get("inference", math.nan)),
+        None,
+    )
+
+
+STAT_NAMES_DETECT = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+# The main job (`pst-yolo bench` with no arguments): dataset size, image size and training recipe tuned
+# so that both nano models train in minutes on a 2-core CPU (measured runs: docs/benchmarks.md).
+# Train and val images come from the same generator, so augmentation is light (no mosaic, small
+# scale jitter) and every batch is an optimizer step: what converges fastest per CPU second.
+DETECT = BenchTask(
+    name="detect",
+    default_models=("yolo11n.yaml", "yolo11n-pst.yaml"),
+    main_synth=SynthSpec(train=1000, val=100, imgsz=160, seed=0),
+    main_epochs=8,
+    main_batch=16,
+    fast_recipe={
+        "optimizer": "AdamW",
+        "lr0": 0.003,
+        "warmup_epochs": 1.0,
+        "mosaic": 0.0,
+        "scale": 0.25,
+        "close_mosaic": 0,  # (no mosaic to close)
+        "val": False,  # no validation between epochs (the final epoch is still validated)
+        "amp": False,
+    },
+    columns=("AP", "AP50", "APs", "APm", "APl"),
+    primary="AP",
+    csv_stats=STAT_NAMES_DETECT,
+    prepare=_prepare_detect,
+    score=_score_detect,
+    eval_batch=1,  # ms/image is single-image latency on every dataset
+)
+
+# The embedded classification default: 10 classes x 80 train / 20 val images at 96 px (3 x 3 = 9 stride-32
+# tokens, so k = 8 refines all but one), 20 epochs of batch 32. Measured on this set (yolo11n-cls, 200 steps
+# at 64 px): Ultralytics' colour jitter (hsv_*) keeps the loss at chance level (2.2 vs 1.3 without it;
+# colours are random in the data already), and AdamW at lr 0.003 or 0.01 does not leave chance level at
+# all. The SGD-style bias warm-up (warmup_bias_lr 0.1), RandAugment and random erasing are off too;
+# random-resized crops and left-right flips stay on.
+CLASSIFY = BenchTask(
+    name="classify",
+    default_models=("yolo11n-cls.yaml", "yolo11n-cls-pst.yaml"),
+    main_synth=ClassifySynthSpec(),
+    main_epochs=20,
+    main_batch=32,
+    fast_recipe={
+        "optimizer": "AdamW",
+        "lr0": 0.001,
+        "warmup_epochs": 1.0,
+        "warmup_bias_lr": 0.0,
+        "hsv_h": 0.0,
+        "hsv_s": 0.0,
+        "hsv_v": 0.0,
+        "auto_augment": None,
+        "erasing": 0.0,
+        "val": False,  # validate only after the last epoch
+        "amp": False,
+    },
+    columns=("top1", "top5"),
+    primary="top1",
+    csv_stats=("top1", "top5"),
+    prepare=_prepare_classify,
+    score=_score_classify,
+    stock_imgsz=224,
+)
+
+TASKS = {t.name: t for t in (DETECT, CLASSIFY)}
+
+
+# --------------------------------------------------------------------------------------------------
+# Detection data
+# --------------------------------------------------------------------------------------------------
+def _find_data_yaml(data: str | Path) -> Path:
+    p = Path(data)
+    if p.is_dir():
+        p = p / "data.yaml"
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"data={data}: no such data.yaml (give a folder written by `pst-yolo synth` or "
+            "`pst-yolo coco2yolo`, or its data.yaml)"
+        )
+    return p
+
+
+def _coco_source(data_yaml: Optional[Path], annotations, images) -> tuple[Path, Path, Any, Optional[str]]:
+    """(annotations JSON, images folder, class_map, dataset source) for scoring."""
+    if annotations is not None:
+        if images is None:
+            raise ValueError("annotations= needs images= (the folder its file_name entries are relative to)")
+        class_map = None
+        if data_yaml is not None and (data_yaml.parent / MAP_FILE).is_file():
+            class_map = data_yaml.parent / MAP_FILE
+        return Path(annotations), Path(images), class_map, None
+    if data_yaml is None:
+        raise ValueError("give data= (a pst-yolo synth / coco2yolo dataset) or annotations= and images=")
+    map_path = data_yaml.parent / MAP_FILE
+    if not map_path.is_file():
+        raise FileNotFoundError(
+            f"no {MAP_FILE} next to {data_yaml}: COCO scoring needs the val split's COCO JSON. Make the dataset "
+            "with `pst-yolo synth` or `pst-yolo coco2yolo`, or pass annotations=... images=..."
+        )
+    doc = read_map(map_path)
+    val = doc["splits"].get("val") or []
+    if len(val) != 1:
+        raise ValueError(
+            f"{map_path} lists {len(val)} COCO JSON files for val; scoring needs exactly one "
+            "(pass annotations= and images=)"
+        )
+    return val[0]["annotations"], val[0]["images"], map_path, doc.get("source")
+
+
+# --------------------------------------------------------------------------------------------------
+# The runner
+# --------------------------------------------------------------------------------------------------
+def check_bench_inputs(
+    models: Sequence[Any], topk: Sequence[Any], recipe: Optional[str]
+) -> tuple[list[str], list[int]]:
+    """Validate a benchmark's models / topk / recipe; returns (models as strings, topk as ints)."""
+    models = [str(m) for m in models]
+    if not models:
+        raise ValueError("models= is empty: give at least one .yaml config or .pt weights file")
+    for m in models:
+        if Path(m).suffix not in (".yaml", ".yml", ".pt"):
+            raise ValueError(f"model {m!r}: give a .yaml config (trained here) or .pt weights (evaluated as is)")
+    topk = [int(k) for k in topk]
+    if any(k < 0 for k in topk):
+        raise ValueError(f"topk values must be >= 0, got {topk}")
+    if recipe is not None and recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+    labels = [model_label(m) for m in models]
+    if len(set(labels)) != len(labels):
+        raise ValueError(
+            f"models {models} share a name ({', '.join(labels)}); rename them so the table can tell them apart"
+        )
+    return models, topk
+
+
+def bench(
+    data: str | Path | None = None,
+    models: Optional[Sequence[str | Path]] = None,
+    topk: Sequence[int] = DEFAULT_TOPK,
+    epochs: Optional[int] = None,
+    imgsz: Optional[int] = None,
+    batch: Optional[int] = None,
+    workers: int = 0,
+    seed: int = 0,
+    device: str = "cpu",
+    project: str | Path = "runs/pst-bench",
+    name: Optional[str] = None,
+    exist_ok: bool = False,
+    annotations: str | Path | None = None,
+    images: str | Path | None = None,
+    synth: Any = None,
+    recipe: Optional[str] = None,
+    eval_batch: Optional[int] = None,
+    split: str = "val",
+    train_args: Optional[Mapping[str, Any]] = None,
+    task: str = "detect",
+    verbose: bool = True,
+) -> BenchResult:
+    """Train/load each model, evaluate it at each k, write results.md/.csv/.png into the run folder.
+
+    Args:
+        data: detection: a dataset folder or ``data.yaml`` written by ``pst-yolo synth`` or ``pst-yolo
+            coco2yolo`` (its ``coco_map.json`` names the val COCO JSON); classification: an ImageFolder root
+            (``train/<class>/...``, ``val/<class>/...``). None: generate the task's synthetic set (``synth``,
+            default ``DETECT.main_synth`` / ``CLASSIFY.main_synth``) into the run folder.
+        models: ``.yaml`` configs (trained here, same recipe for all) and/or ``.pt`` weights (used as is);
+            default: the task's stock nano model and its PST twin.
+        topk: the k values at which models with PST layers are evaluated ([] = the k each checkpoint carries).
+        epochs, imgsz, batch: default to the embedded job's on synthetic data (imgsz: the set's own), else
+            Ultralytics' (100 epochs, 640 / 224 px, batch 16) with the stock recipe.
+        annotations, images: detection only: score against this COCO JSON and images folder.
+        recipe: ``fast`` (the task's ``fast_recipe``; default for synthetic data) or ``stock`` (Ultralytics').
+        eval_batch: images per evaluation batch (default 1 on synthetic data: latency per image; else batch).
+        split: the split classification validates (``val`` or ``test``).
+        train_args: more Ultralytics train() overrides (e.g. ``{"lr0": 0.01}``), applied last.
+        task: ``detect`` or ``classify``.
+    """
+    from ultralytics import YOLO
+    from ultralytics.utils.files import increment_path
+
+    from pst_yolo.nn.topk import get_topk, pst_layers, set_topk
+
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    spec = TASKS[task]
+    t_start = time.perf_counter()
+    models, topk = check_bench_inputs(models or spec.default_models, topk, recipe)
+    to_train = [m for m in models if Path(m).suffix in (".yaml", ".yml")]
+    if (
+        task == "classify"
+        and data is not None
+        and not (Path(data) / "train").is_dir()
+        and not (Path(data) / split).is_dir()
+    ):
+        raise FileNotFoundError(
+            f"data={data}: expected an ImageFolder root with train/ and {split}/ folders "
+            "(one subfolder per class), e.g. one written by `pst-yolo synth task=classify`"
+        )
+
+    run_dir = increment_path(
+        Path(project) / (name or ("bench" if task == "detect" else task)), exist_ok=exist_ok
+    ).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dataset = spec.prepare(data, run_dir, synth, annotations, images, split, verbose)
+    if to_train and dataset.train is None:
+        raise ValueError(f"{', '.join(to_train)} must be trained, which needs data= (a data.yaml with a train split)")
+    recipe = recipe or ("fast" if dataset.synthetic else "stock")
+    imgsz = imgsz or dataset.imgsz or spec.stock_imgsz
+    epochs = epochs if epochs is not None else (spec.main_epochs if recipe == "fast" else 100)
+    batch = batch if batch is not None else (spec.main_batch if recipe == "fast" else 16)
+    if eval_batch is None:
+        eval_batch = spec.eval_batch or (1 if dataset.synthetic else batch)
+    train_kw: dict[str, Any] = dict(spec.fast_recipe) if recipe == "fast" else {}
+    if recipe == "fast":
+        train_kw["nbs"] = batch  # one optimizer step per batch (the default 64 accumulates)
+    train_kw.update(
+        data=str(dataset.train),
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        workers=workers,
+        seed=seed,
+        deterministic=True,
+        device=device,
+        project=str(run_dir),
+        exist_ok=True,
+        plots=False,
+        verbose=verbose,
+    )
+    train_kw.update(train_args or {})
+    settings = {
+        "task": task,
+        "data": str(dataset.train) if dataset.train else None,
+        "dataset": dataset.description,
+        "models": models,
+        "topk": topk,
+        "epochs": epochs,
+        "imgsz": imgsz,
+        "batch": batch,
+        "recipe": recipe,
+        "train_args": {k: v for k, v in train_kw.items() if k not in ("data", "project")},
+        "eval_batch": eval_batch,
+        "device": device,
+        "seed": seed,
+        "split": split,
+    }
+
+    n_steps, step = len(to_train) + len(models), 0
+    weights: dict[str, tuple[str, Optional[float]]] = {}
+    for m in models:
+        if m in to_train:
+            step += 1
+            if verbose:
+                print(
+                    f"\n[{step}/{n_steps}] training {m}: {epochs} epochs, imgsz {imgsz}, batch {batch}, recipe {recipe}"
+                )
+            t0 = time.perf_counter()
+            model = YOLO(m, task=task)
+            model.train(name=model_label(m), **train_kw)
+            best = Path(model.trainer.best) if Path(model.trainer.best).is_file() else Path(model.trainer.last)
+            weights[m] = (str(best), time.perf_counter() - t0)
+        else:
+            if not Path(m).is_file():
+                raise FileNotFoundError(f"weights not found: {m}")
+            weights[m] = (m, None)
+
+    rows: list[BenchRow] = []
+    for m in models:
+        step += 1
+        path, train_s = weights[m]
+        label = model_label(m)
+        yolo = YOLO(path, task=task)
+        ks: list[Optional[int]] = [None]
+        if pst_layers(yolo):  # the given k values, or (topk=[]) the k the checkpoint carries
+            current = get_topk(yolo)
+            ks = list(topk) if topk else [current if isinstance(current, int) else None]
+        if verbose:
+            print(
+                f"\n[{step}/{n_steps}] evaluating {label} ({path})"
+                f"{' at k = ' + ', '.join(map(str, ks)) if ks != [None] else ''}"
+            )
+        sizes = {}
+        for k in ks:  # before evaluation fuses Conv+BN in place
+            if k is not None:
+                set_topk(yolo, k)
+            sizes[k] = model_size(yolo, imgsz)
+        for k in ks:
+            stats, ms, detections = spec.score(
+                yolo, k, label, run_dir, imgsz, eval_batch, device, workers, split, verbose, **dataset.score_args
+            )
+            row = BenchRow(
+                model=label,
+                k=k,
+                params=sizes[k].params,
+                gflops=sizes[k].gflops,
+                stats=stats,
+                ms_per_image=ms,
+                weights=path,
+                detections=detections,
+                train_seconds=train_s,
+            )
+            rows.append(row)
+            if verbose:
+                shown = ", ".join(f"{c} {stats[c]:.3f}" for c in spec.columns[:2])
+                print(f"  {label}{'' if k is None else f' k={k}'}: {shown}, {ms:.1f} ms/image")
+
+    seconds = time.perf_counter() - t_start
+    table = markdown_table(rows, spec)
+    md, csv_path, png = run_dir / "results.md", run_dir / "results.csv", run_dir / "results.png"
+    _write_csv(rows, csv_path, spec)
+    _plot(rows, png, f"{settings['dataset'].split(';')[0].strip('`')}: {len(rows)} settings, imgsz {imgsz}", spec)
+    md.write_text(_markdown_report(table, settings, seconds, rows))
+    if verbose:
+        print(f"\nResults ({run_dir}): results.md, results.csv, results.png; total {seconds / 60:.1f} min\n")
+        print(table)
+    return BenchResult(
+        rows=rows,
+        run_dir=run_dir,
+        markdown=md,
+        csv=csv_path,
+        plot=png,
+        table=table,
+        data=dataset.train,
+        seconds=seconds,
+        settings=settings,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------------
+def columns(spec: BenchTask) -> tuple[str, ...]:
+    return ("model", "k", "params", "GFLOPs", *spec.columns, "ms/image")
+
+
+def markdown_table(rows: Sequence[BenchRow], spec: BenchTask = DETECT) -> str:
+    def stat(r: BenchRow, c: str) -> str:
+        v = r.stats.get(c, -1.0)
+        return "-" if v is None or v < 0 else f"{v:.3f}"
+
+    cols = columns(spec)
+    lines = ["| " + " | ".join(cols) + " |", "|---|" + "---:|" * (len(cols) - 1)]
+    for r in rows:
+        cells = [
+            r.model,
+            "-" if r.k is None else str(r.k),
+            f"{r.params / 1e6:.2f} M",
+            f"{r.gflops:.2f}",
+            *(stat(r, c) for c in spec.columns),
+            "-" if r.ms_per_image is None else f"{r.ms_per_image:.1f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _write_csv(rows: Sequence[BenchRow], path: Path, spec: BenchTask) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            [
+                "model",
+                "k",
+                "params",
+                "GFLOPs",
+                *spec.csv_stats,
+                "ms_per_image",
+                "train_seconds",
+                "weights",
+                "detections",
+            ]
+        )
+        for r in rows:
+            w.writerow(
+                [
+                    r.model,
+                    "" if r.k is None else r.k,
+                    r.params,
+                    f"{r.gflops:.4f}",
+                    *(f"{r.stats[s]:.5f}" for s in spec.csv_stats),
+                    "" if r.ms_per_image is None else f"{r.ms_per_image:.3f}",
+                    "" if r.train_seconds is None else f"{r.train_seconds:.1f}",
+                    r.weights,
+                    r.detections or "",
+                ]
+            )
+
+
+def _plot(rows: Sequence[BenchRow], path: Path, title: str, spec: BenchTask) -> Path:
+    """The primary metric vs ms/image, one point per row; the k settings of one PST model joined by a line."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.4), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(111)
+    by_model: dict[str, list[BenchRow]] = {}
+    for r in rows:
+        by_model.setdefault(r.model, []).append(r)
+    for label, group in by_model.items():
+        pts = [(r.ms_per_image or 0.0, max(r.stats.get(spec.primary, 0.0), 0.0), r) for r in group]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-" if len(group) > 1 else "s", label=label)
+        for x, y, r in pts:
+            if r.k is not None:
+                ax.annotate(f"k={r.k}", (x, y), textcoords="offset points", xytext=(5, -10), fontsize=8)
+    ax.set_xlabel("ms / image (batch 1)" if spec.name == "detect" else "ms / image (inference)")
+    ax.set_ylabel("COCO AP50-95" if spec.primary == "AP" else spec.primary)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def _markdown_report(table: str, settings: dict, seconds: float, rows: Sequence[BenchRow]) -> str:
+    trained = list(
+        dict.fromkeys(f"{r.model} {r.train_seconds / 60:.1f} min" for r in rows if r.train_seconds is not None)
+    )
+    timing = (
+        "ms/image: wall time of preprocess + inference + NMS per image during the COCO evaluation"
+        if settings["task"] == "detect"
+        else "ms/image: Ultralytics' inference time per image during validation"
+    )
+    lines = [
+        f"# pst-yolo bench{'' if settings['task'] == 'detect' else ' task=' + settings['task']}",
+        "",
+        f"- data: {settings['dataset']}",
+        f"- models: {', '.join(settings['models'])}; PST top-k: {', '.join(map(str, settings['topk'])) or '-'}",
+        f"- imgsz {settings['imgsz']}, epochs {settings['epochs']}, batch {settings['batch']}, recipe "
+        f"{settings['recipe']}, seed {settings['seed']}, device {settings['device']}",
+        f"- training settings: {json.dumps(settings['train_args'])}",
+        f"- machine: {machine_description()}",
+        f"- wall time: {seconds / 60:.1f} min" + (f" (training: {', '.join(trained)})" if trained else ""),
+        "",
+        table,
+        "",
+        f'k = fine-branch top-k of the PST layers (0 = coarse attention only; "-" = no PST layers). '
+        f"{GFLOPS_NOTE}, at the row's k and imgsz {settings['imgsz']}. {timing}, batch {settings['eval_batch']} "
+        f"on {settings['device']}.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,494 @@
+"""COCO-style evaluation with pycocotools: run a detector on every image of a COCO instances JSON and score it.
+
+    from pst_yolo.eval.coco import evaluate
+    r = evaluate("best.pt", "val2017", "annotations/instances_val2017.json", topk=8, imgsz=640)
+    r.stats["AP"], r.stats["APs"], r.detections      # all 12 COCOeval bbox stats, the results JSON
+
+Detections are written in the COCO results format (``image_id``, ``category_id``, ``bbox`` as
+``[x, y, w, h]`` in original image pixels, ``score``) with the dataset's *own* image and category
+ids, so the file can also be scored by any other COCO tool. The model's class indices are turned
+into category ids by, in this order: an explicit ``class_map`` (a dict, or the ``coco_map.json``
+written by ``pst-yolo synth`` / ``pst-yolo coco2yolo``); the standard 80-index -> 91-id COCO table
+when the model has COCO's 80 class names; the class names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from pst_yolo.data.coco_map import read_map
+from pst_yolo.integration.runtime import progress as progress_bar
+from pst_yolo.nn.topk import pst_layers
+from pst_yolo.nn.topk import topk as topk_context
+
+STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+# The 80 category ids COCO uses (1..90 less the 10 ids that have no annotations in 2017), in class-index order.
+COCO80_TO_91 = tuple(i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83))
+
+
+class CocoDataError(ValueError):
+    """The COCO JSON or the images folder is not usable; the message says what to fix."""
+
+
+@dataclass
+class CocoResult:
+    """What :func:`evaluate` returns. ``stats`` has the 12 COCOeval bbox numbers (-1 where COCO has no
+    ground truth to score, e.g. APl without large objects)."""
+
+    stats: dict[str, float]
+    detections: Path
+    images: int
+    num_detections: int
+    ms_per_image: float | None = None
+    topk: int | None = None
+    class_map: dict[int, int] = field(default_factory=dict)
+    unmapped_detections: int = 0  # detections of model classes without a category in the dataset (dropped)
+    summary: str = ""  # COCOeval's printed table
+
+    def __getitem__(self, key: str) -> float:
+        return self.stats[key]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.stats,
+            "detections": str(self.detections),
+            "images": self.images,
+            "num_detections": self.num_detections,
+            "ms_per_image": self.ms_per_image,
+            "topk": self.topk,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Ground truth
+# ---------------------------------------------------------------------------------------------
+def load_ground_truth(annotations: str | Path | Mapping) -> dict:
+    """Read and check a COCO instances JSON (a path or the loaded dict); returns a cleaned copy.
+
+    Fills what pycocotools needs but files often lack (``area`` = w*h, ``iscrowd`` = 0, unique
+    non-zero annotation ids) and refuses what would make the scores wrong, naming the fix.
+    """
+    if isinstance(annotations, Mapping):
+        data, where = json.loads(json.dumps(annotations)), "the annotations dict"
+    else:
+        path = Path(annotations)
+        if not path.is_file():
+            raise CocoDataError(f"annotations file not found: {path} (give a COCO instances JSON)")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise CocoDataError(f"{path} is not valid JSON: {e}") from e
+        where = str(path)
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")):
+        raise CocoDataError(f"{where} is not a COCO instances file: it needs 'images' and 'categories' lists")
+    data.setdefault("annotations", [])
+    images, cats = data["images"], data["categories"]
+    image_ids = [im.get("id") for im in images]
+    cat_ids = [c.get("id") for c in cats]
+    problems = []
+    if len(set(image_ids)) != len(image_ids) or any(not isinstance(i, int) for i in image_ids):
+        problems.append("image ids must be unique integers")
+    if len(set(cat_ids)) != len(cat_ids) or any(not isinstance(i, int) for i in cat_ids):
+        problems.append("category ids must be unique integers")
+    if any("file_name" not in im for im in images):
+        problems.append("every image needs a 'file_name'")
+    if not cats:
+        problems.append("there are no categories")
+    known_images, known_cats = set(image_ids), set(cat_ids)
+    bad_image = [a for a in data["annotations"] if a.get("image_id") not in known_images]
+    bad_cat = [a for a in data["annotations"] if a.get("category_id") not in known_cats]
+    bad_box = [a for a in data["annotations"] if not _valid_box(a.get("bbox"))]
+    if bad_image:
+        problems.append(
+            f"{len(bad_image)} annotation(s) refer to image ids not in 'images' (e.g. {bad_image[0].get('image_id')!r})"
+        )
+    if bad_cat:
+        problems.append(
+            f"{len(bad_cat)} annotation(s) have category ids not in 'categories' "
+            f"(e.g. {bad_cat[0].get('category_id')!r})"
+        )
+    if bad_box:
+        problems.append(
+            f"{len(bad_box)} annotation(s) have no valid 'bbox' [x, y, w, h] with w, h >= 0 "
+            f"(e.g. annotation id {bad_box[0].get('id')!r}: {bad_box[0].get('bbox')!r})"
+        )
+    if problems:
+        raise CocoDataError(f"{where}: " + "; ".join(problems))
+    ids = [a.get("id") for a in data["annotations"]]
+    renumber = len(set(ids)) != len(ids) or any(not isinstance(i, int) or i <= 0 for i in ids)
+    for n, a in enumerate(data["annotations"], 1):
+        x, y, w, h = (float(v) for v in a["bbox"])
+        a["bbox"] = [x, y, w, h]
+        a.setdefault("area", w * h)
+        a["iscrowd"] = int(bool(a.get("iscrowd", 0)))
+        if renumber:
+            a["id"] = n  # pycocotools matches by annotation id; 0 or duplicates would break matching
+    return data
+
+
+def _valid_box(box: Any) -> bool:
+    return (
+        isinstance(box, (list, tuple))
+        and len(box) == 4
+        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in box)
+        and box[2] >= 0
+        and box[3] >= 0
+    )
+
+
+def _coco_api(data: dict):
+    from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        api = COCO()
+        api.dataset = data
+        api.createIndex()
+    return api
+
+
+def image_paths(data: dict, images: str | Path) -> list[Path]:
+    """The file of every image in ``data['images']``: ``file_name`` absolute, or relative to ``images``
+    (also tried: its last part alone, for files that list ``val2017/xxx.jpg``). Missing files are an error."""
+    root = Path(images)
+    if not root.is_dir():
+        raise CocoDataError(f"images folder not found: {root}")
+    paths, missing = [], []
+    for im in data["images"]:
+        name = Path(im["file_name"])
+        candidates = [name] if name.is_absolute() else [root / name, root / name.name]
+        found = next((p for p in candidates if p.is_file()), None)
+        if found is None:
+            missing.append(str(candidates[0]))
+        paths.append(found)
+    if missing:
+        raise CocoDataError(
+            f"{len(missing)} of {len(paths)} image(s) listed in the annotations are missing, "
+            f"e.g. {', '.join(missing[:3])}; point images= at the folder the file_name entries "
+            "are relative to"
+        )
+    return paths
+
+
+def read_image(path: Path, width: int | None = None, height: int | None = None) -> np.ndarray:
+    """BGR uint8 HxWx3 (grayscale, alpha, 16-bit, PNG, JPEG, ... converted) in the frame the JSON's
+    width/height describe: raw pixel order first, EXIF-rotated if only that matches."""
+    import cv2
+
+    buf = np.fromfile(str(path), np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if img is None:
+        raise CocoDataError(f"cannot decode image {path} (not an image file OpenCV can read)")
+    if width and height and img.shape[:2] != (height, width):
+        rotated = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        if rotated is not None and rotated.shape[:2] == (height, width):
+            return rotated
+        raise CocoDataError(
+            f"image {path} is {img.shape[1]}x{img.shape[0]} pixels but the annotations say "
+            f"{width}x{height}; fix the width/height in the JSON (boxes are in those pixels)"
+        )
+    return img
+
+
+# ---------------------------------------------------------------------------------------------
+# Class index -> category id
+# ---------------------------------------------------------------------------------------------
+def coco80_names() -> list[str]:
+    """Ultralytics' 80 COCO class names (from the coco.yaml shipped inside the package; no download)."""
+    import yaml
+    from ultralytics.utils import ROOT
+
+    names = yaml.safe_load((ROOT / "cfg" / "datasets" / "coco.yaml").read_text(encoding="utf-8"))["names"]
+    return [names[i] for i in range(len(names))]
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", str(name).strip().lower())
+
+
+def resolve_class_map(
+    names: Sequence[str] | Mapping[int, str] | None,
+    categories: Sequence[Mapping],
+    class_map: Mapping[int, int] | str | Path | None = None,
+) -> tuple[dict[int, int], str]:
+    """``{model class index: category id}`` and how it was found ("given", "mapping file", "coco80", "names")."""
+    cat_ids = {int(c["id"]) for c in categories}
+    if isinstance(names, Mapping):
+        names = [names[i] for i in sorted(names)]
+    if class_map is not None:
+        how = "given"
+        if isinstance(class_map, (str, Path)):
+            doc = read_map(class_map)
+            class_map, how = doc["class_map"], f"mapping file {doc['path']}"
+        mapping = {int(k): int(v) for k, v in class_map.items()}
+        unknown = sorted({v for v in mapping.values() if v not in cat_ids})
+        if unknown:
+            raise CocoDataError(
+                f"class map ({how}) names category ids {unknown} that the annotations do not have "
+                f"(they have {sorted(cat_ids)}); it belongs to another dataset"
+            )
+        if names is not None and len(names) != len(mapping):
+            raise CocoDataError(
+                f"class map ({how}) covers {len(mapping)} classes but the model has {len(names)}; "
+                "it belongs to another dataset"
+            )
+        return mapping, how
+    if names is None:
+        raise CocoDataError("the model has no class names: pass class_map={class index: category id}")
+    by_name: dict[str, list[int]] = {}
+    for c in categories:
+        by_name.setdefault(_norm(c["name"]), []).append(int(c["id"]))
+    if list(names) == coco80_names():
+        # The standard table, as long as the dataset really uses COCO's ids (names agree where both exist).
+        consistent = all(by_name.get(_norm(n), [cid])[0] == cid for n, cid in zip(names, COCO80_TO_91))
+        if consistent and cat_ids & set(COCO80_TO_91):
+            return {i: cid for i, cid in enumerate(COCO80_TO_91) if cid in cat_ids}, "coco80"
+    mapping = {}
+    for i, n in enumerate(names):
+        ids = by_name.get(_norm(n), [])
+        if len(ids) > 1:
+            raise CocoDataError(
+                f"class name {n!r} matches several categories {ids}: pass class_map= "
+                "(the coco_map.json written by `pst-yolo coco2yolo`)"
+            )
+        if ids:
+            mapping[i] = ids[0]
+    if not mapping:
+        raise CocoDataError(
+            f"none of the model's class names ({', '.join(map(str, list(names)[:6]))}...) is a category of the "
+            f"annotations ({', '.join(c['name'] for c in list(categories)[:6])}...): the model was trained on another "
+            "dataset, or pass class_map= (the coco_map.json written next to data.yaml)"
+        )
+    return mapping, "names"
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+# ---------------------------------------------------------------------------------------------
+def score(
+    detections: Sequence[Mapping] | str | Path, annotations: str | Path | Mapping, max_dets: int = 100
+) -> tuple[dict[str, float], str]:
+    """COCOeval bbox on COCO-format detections; returns the 12 stats by name and the printed summary.
+
+    Every image of the annotations is scored (images without detections count as misses; images
+    without annotations make any detection on them a false positive).
+    """
+    if isinstance(detections, (str, Path)):
+        detections = json.loads(Path(detections).read_text())
+    return _score(detections, load_ground_truth(annotations), max_dets)
+
+
+def _score(detections: Sequence[Mapping], gt_data: dict, max_dets: int) -> tuple[dict[str, float], str]:
+    from pycocotools.cocoeval import COCOeval
+
+    if not gt_data["images"]:
+        raise CocoDataError("the annotations list no images: nothing to evaluate")
+    gt = _coco_api(gt_data)
+    dets = [dict(d) for d in detections]
+    known_images, known_cats = set(gt.getImgIds()), set(gt.getCatIds())
+    for d in dets:
+        if d.get("image_id") not in known_images or d.get("category_id") not in known_cats:
+            raise CocoDataError(f"detection {d} refers to an image or category id not in the annotations")
+    # pycocotools' loadRes fails on an empty list: build the (empty) result set the same way it would.
+    dt_data = {"images": gt_data["images"], "categories": gt_data["categories"], "annotations": []}
+    for n, d in enumerate(dets, 1):
+        x, y, w, h = d["bbox"]
+        dt_data["annotations"].append(
+            {
+                "id": n,
+                "image_id": d["image_id"],
+                "category_id": d["category_id"],
+                "bbox": [x, y, w, h],
+                "area": w * h,
+                "score": float(d["score"]),
+                "iscrowd": 0,
+            }
+        )
+    dt = _coco_api(dt_data)
+    ev = COCOeval(gt, dt, iouType="bbox")
+    ev.params.imgIds = sorted(known_images)
+    ev.params.maxDets = [1, 10, max_dets]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    stats = {name: float(v) for name, v in zip(STAT_NAMES, ev.stats)}
+    return stats, buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the model
+# ---------------------------------------------------------------------------------------------
+Detector = Callable[[list], list]  # images (BGR arrays) -> per image an (n, 6) array: x1, y1, x2, y2, score, class
+
+
+def _load_model(model: Any):
+    if isinstance(model, (str, Path)):
+        from ultralytics import YOLO
+
+        return YOLO(str(model))
+    return model
+
+
+def _yolo_detector(yolo, imgsz: int, conf: float, iou: float, max_det: int, device: str | None) -> Detector:
+    def detect(batch: list) -> list:
+        results = yolo.predict(
+            batch, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, device=device, verbose=False, save=False
+        )
+        out = []
+        for r in results:
+            b = r.boxes
+            out.append(
+                np.concatenate([b.xyxy.cpu().numpy(), b.conf.cpu().numpy()[:, None], b.cls.cpu().numpy()[:, None]], 1)
+                if len(b)
+                else np.zeros((0, 6))
+            )
+        return out
+
+    return detect
+
+
+def _is_yolo(model: Any) -> bool:
+    return hasattr(model, "predict") and hasattr(model, "model")
+
+
+def evaluate(
+    model: Any,
+    images: str | Path,
+    annotations: str | Path | Mapping,
+    topk: int | None = None,
+    imgsz: int = 640,
+    batch: int = 16,
+    conf: float = 0.001,
+    iou: float = 0.7,
+    max_det: int = 100,
+    device: str | None = None,
+    class_map: Mapping[int, int] | str | Path | None = None,
+    save: str | Path | None = None,
+    names: Sequence[str] | None = None,
+    verbose: bool = True,
+    progress: bool = True,
+) -> CocoResult:
+    """Run ``model`` on every image of ``annotations`` (files under ``images``) and score it with COCOeval.
+
+    Args:
+        model: a ``.pt``/``.yaml`` path, an Ultralytics ``YOLO`` object, or a function taking a list of
+            BGR images and returning, per image, an ``(n, 6)`` array ``x1, y1, x2, y2, score, class``
+            in that image's pixels (give ``names=`` or ``class_map=`` with it).
+        images: the folder that the ``file_name`` entries are relative to (absolute names work too).
+        annotations: a COCO instances JSON (path or loaded dict).
+        topk: fine-branch k of every PST layer during this evaluation (None: leave the model's k);
+            an error for models without PST layers.
+        imgsz, batch, conf, iou, max_det, device: inference settings. COCO's protocol: low
+            ``conf`` (0.001) and at most 100 detections per image (``max_det``, also COCOeval's maxDets).
+        class_map: ``{class index: category id}`` or the ``coco_map.json`` of ``pst-yolo synth`` /
+            ``coco2yolo``; default: COCO's 80->91 table for COCO-named models, else by class name.
+        save: where to write the detections JSON (default ``runs/pst-coco/<model>_k<k>_detections.json``).
+
+    Returns:
+        :class:`CocoResult`: ``stats`` (the 12 COCOeval numbers by name), ``detections`` (the JSON
+        path), ``ms_per_image`` (wall time of preprocess + inference + NMS per image, batch ``batch``).
+    """
+    gt_data = load_ground_truth(annotations)
+    if not gt_data["images"]:
+        raise CocoDataError("the annotations list no images: nothing to evaluate")
+    paths = image_paths(gt_data, images)
+    model = _load_model(model)
+    yolo = _is_yolo(model)
+    if names is None:
+        names = getattr(model, "names", None)
+    mapping, how = resolve_class_map(names, gt_data["categories"], class_map)
+    if yolo:
+        detect = _yolo_detector(model, imgsz, conf, iou, max_det, device)
+    elif callable(model):
+        detect = model
+    else:
+        raise TypeError(
+            f"model must be a weights/config path, a YOLO object or a detection function, got {type(model).__name__}"
+        )
+
+    context = contextlib.nullcontext()
+    if topk is not None:
+        if not yolo:
+            raise ValueError("topk= needs a YOLO model (or a .pt/.yaml path); it sets the k of its PST layers")
+        if not pst_layers(model):
+            raise ValueError("topk= was given, but this model has no PST layers; leave topk unset for it")
+        context = topk_context(model, int(topk))
+
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    results, unmapped, seconds = [], 0, 0.0
+    with context:
+        if yolo and paths:  # warm-up outside the timing (first calls build the predictor, fuse, allocate)
+            first = gt_data["images"][0]
+            detect([read_image(paths[0], first.get("width"), first.get("height"))])
+        starts = range(0, len(paths), batch)
+        for start in progress_bar(
+            starts, desc=f"COCO eval{'' if topk is None else f' k={topk}'}", total=len(starts), disable=not progress
+        ):
+            infos = gt_data["images"][start : start + batch]
+            arrays = [
+                read_image(p, im.get("width"), im.get("height")) for p, im in zip(paths[start : start + batch], infos)
+            ]
+            t0 = time.perf_counter()
+            outputs = detect(arrays)
+            seconds += time.perf_counter() - t0
+            if len(outputs) != len(arrays):
+                raise ValueError(f"the detector returned {len(outputs)} results for {len(arrays)} images")
+            for info, img, det in zip(infos, arrays, outputs):
+                det = np.asarray(det, dtype=np.float64).reshape(-1, 6)
+                if len(det) > max_det:
+                    det = det[np.argsort(-det[:, 4], kind="stable")[:max_det]]
+                h, w = img.shape[:2]
+                for x1, y1, x2, y2, s, c in det:
+                    cid = mapping.get(int(c))
+                    if cid is None:
+                        unmapped += 1
+                        continue
+                    x1, x2 = min(max(x1, 0.0), w), min(max(x2, 0.0), w)
+                    y1, y2 = min(max(y1, 0.0), h), min(max(y2, 0.0), h)
+                    results.append(
+                        {
+                            "image_id": info["id"],
+                            "category_id": cid,
+                            "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                            "score": round(float(s), 5),
+                        }
+                    )
+
+    if save is None:
+        stem = Path(str(getattr(model, "ckpt_path", None) or getattr(model, "model_name", None) or "model")).stem
+        save = Path("runs/pst-coco") / f"{stem}{'' if topk is None else f'_k{topk}'}_detections.json"
+    save = Path(save)
+    save.parent.mkdir(parents=True, exist_ok=True)
+    save.write_text(json.dumps(results))
+    stats, summary = _score(results, gt_data, max_det)
+    if verbose:
+        label = "" if topk is None else f" (PST k={topk})"
+        print(
+            f"COCO bbox evaluation{label}: {len(paths)} images, {len(results)} detections -> {save}"
+            f"{f'; {unmapped} detections of classes without a category dropped' if unmapped else ''}"
+        )
+        print(summary.rstrip())
+    ms = seconds * 1000 / len(paths) if paths else None
+    return CocoResult(
+        stats=stats,
+        detections=save,
+        images=len(paths),
+        num_detections=len(results),
+        ms_per_image=ms,
+        topk=topk,
+        class_map=mapping,
+        unmapped_detections=unmapped,
+        summary=summary,
+    )

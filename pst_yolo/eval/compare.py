@@ -1,0 +1,87 @@
+"""Validate the same weights at several top-k values: the "coarse vs fine" table of the paper."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Sequence
+
+
+def compare(
+    model: str | Any,
+    data: str,
+    topk: Sequence[int] = (0, 4, 8, 16),
+    imgsz: int = 640,
+    batch: int = 16,
+    device: str | None = None,
+    workers: int = 2,
+    split: str = "val",
+    save_dir: str | Path | None = None,
+) -> list[dict]:
+    """Run Ultralytics validation of ``model`` on ``data`` once per k; return one row per k.
+
+    Detection rows hold ``mAP50-95``, ``mAP50``; classification rows ``top1``, ``top5``; every row
+    has ``k`` and ``ms/image`` (Ultralytics' measured inference time per image). The model's own k
+    is restored afterwards. Writes ``compare.md``/``compare.csv`` into ``save_dir`` when given.
+    """
+    from ultralytics import YOLO
+
+    from pst_yolo.nn.topk import pst_layers, set_topk
+
+    yolo = model if hasattr(model, "val") and hasattr(model, "model") else YOLO(str(model))
+    if not pst_layers(yolo):
+        raise ValueError(f"{model} has no PST layers, so there is no top-k to compare; use a PST model")
+    ks = [int(k) for k in topk]
+    if not ks or any(k < 0 for k in ks):
+        raise ValueError(f"topk must list non-negative integers, e.g. 0,4,8,16; got {list(topk)}")
+
+    rows = []
+    previous = set_topk(yolo, ks[0])
+    try:
+        for k in ks:
+            set_topk(yolo, k)
+            metrics = yolo.val(
+                data=data,
+                imgsz=imgsz,
+                batch=batch,
+                device=device,
+                workers=workers,
+                split=split,
+                plots=False,
+                verbose=False,
+            )
+            row: dict[str, Any] = {"k": k}
+            if hasattr(metrics, "box"):
+                row["mAP50-95"], row["mAP50"] = float(metrics.box.map), float(metrics.box.map50)
+            else:  # classification
+                row["top1"], row["top5"] = float(metrics.top1), float(metrics.top5)
+            row["ms/image"] = float(metrics.speed.get("inference", float("nan")))
+            rows.append(row)
+    finally:
+        set_topk(yolo, previous)
+
+    if save_dir is not None:
+        save_dir = Path(save_dir)
+        save_dir.mkdir(parents=True, exist_ok=True)
+        (save_dir / "compare.md").write_text(markdown_table(rows) + "\n")
+        with open(save_dir / "compare.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    keys = list(rows[0])
+    header = "| " + " | ".join(keys) + " |"
+    rule = "|" + "|".join("---:" for _ in keys) + "|"
+    body = [
+        "| "
+        + " | ".join(
+            f"{r[k]:.4f}" if k not in ("k", "ms/image") else (f"{r[k]:.1f}" if k == "ms/image" else str(r[k]))
+            for k in keys
+        )
+        + " |"
+        for r in rows
+    ]
+    return "\n".join([header, rule, *body])

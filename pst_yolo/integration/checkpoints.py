@@ -1,0 +1,71 @@
+"""Ultralytics seam: loading checkpoints into and with PST models.
+
+Internals relied on (ultralytics 8.3.138 - 8.4.x), and why:
+
+- ``tasks.BaseModel.load(self, weights, verbose)`` -- transfers only tensors whose shapes match and
+  skips the rest silently; for PST layers a mismatch means weights from another scale, so the wrapper
+  raises instead, naming the layer. If it changed its arguments, ``register()`` reports it.
+- ``tasks.torch_safe_load(weight, ...)`` -- every checkpoint load goes through it (``YOLO("best.pt")``,
+  AutoBackend for val/predict, resume); ``PST_TOPK``, when set, overrides the saved k there. Without
+  it, ``PST_TOPK`` would not reach loaded models.
+- ``torch.serialization.add_safe_globals`` (torch >= 2.4) -- under ``ULTRALYTICS_SAFE_LOAD=1`` only
+  allow-listed classes may be unpickled; the PST classes are added.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable
+
+import torch
+from torch import nn
+
+from pst_yolo.integration.import_hooks import flush
+from pst_yolo.nn.pst import PST, GateConv1d, PSAttn, PSAttnBlock
+from pst_yolo.nn.topk import env_topk, pst_layers
+
+
+def load_with_pst_check(original: Callable, self, weights, verbose: bool = True):
+    """BaseModel.load, but a PST layer whose tensors do not fit is an error, not a silent skip."""
+    source = (weights.get("ema") or weights["model"]) if isinstance(weights, dict) else weights
+    if isinstance(source, nn.Module):
+        theirs = source.state_dict()
+        ours = self.state_dict()
+        their_layers = getattr(source, "model", None)
+        for i, layer in enumerate(getattr(self, "model", [])):
+            if not isinstance(layer, PST):
+                continue
+            if (
+                isinstance(their_layers, nn.Sequential)
+                and i < len(their_layers)
+                and not isinstance(their_layers[i], PST)
+            ):
+                continue  # no PST there (e.g. stock YOLO weights): the usual partial transfer skips this layer
+            prefix = f"model.{i}."
+            for key, value in ours.items():
+                if key.startswith(prefix) and key in theirs and theirs[key].shape != value.shape:
+                    raise ValueError(
+                        f"layer {i} (PST): checkpoint tensor '{key}' has shape {tuple(theirs[key].shape)} but this "
+                        f"model's has {tuple(value.shape)}. The weights come from another scale or width: build "
+                        f"the model from the matching config (e.g. yolo11s-pst.yaml for yolo11s-pst weights)"
+                    )
+    return original(self, weights, verbose)
+
+
+def torch_safe_load_with_env_topk(original: Callable, *args, **kwargs):
+    """``tasks.torch_safe_load``, with the PST classes allowed under restricted unpickling and ``PST_TOPK``
+    (when set) applied to the loaded PST layers."""
+    flush()  # patches waiting for a module that was mid-import at register() time (see registry)
+    classes = [PST, PSAttnBlock, PSAttn, GateConv1d]
+    with contextlib.suppress(AttributeError):  # torch < 2.4 has no allow-list (ULTRALYTICS_SAFE_LOAD=1)
+        torch.serialization.add_safe_globals(classes)
+        with contextlib.suppress(TypeError):  # torch >= 2.5: also under their pst-yolo 0.1 names (pst_yolo.pst.*)
+            torch.serialization.add_safe_globals([(c, f"pst_yolo.pst.{c.__name__}") for c in classes])
+    ckpt, file = original(*args, **kwargs)
+    k = env_topk()
+    if k is not None and isinstance(ckpt, dict):
+        for key in ("model", "ema"):
+            if isinstance(ckpt.get(key), nn.Module):
+                for _, layer in pst_layers(ckpt[key]):
+                    layer.k = k
+    return ckpt, file

@@ -1,0 +1,132 @@
+"""Named helpers for the parts of Ultralytics' run-time objects pst-yolo reaches into.
+
+Every attribute of a ``YOLO`` object's predictor, an ``AutoBackend``, a trainer, or Ultralytics' logger
+and console that pst-yolo reads or changes is read or changed here, each with the reason, so a change in
+Ultralytics shows up in one place. (The functions it patches are in ``registry``; this module patches
+nothing.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from typing import Any, Iterable, Iterator, Optional, Sequence
+
+from torch import nn
+
+
+# --------------------------------------------------------------------------------------------------
+# A YOLO object and its predictor
+# --------------------------------------------------------------------------------------------------
+def is_yolo_object(obj: Any) -> bool:
+    """An Ultralytics ``YOLO`` (``engine.model.Model``) rather than the network itself. It is an ``nn.Module``
+    too, but its ``train()`` starts a training run, so code that means the network must use ``.model``."""
+    return isinstance(getattr(obj, "model", None), nn.Module) and hasattr(obj, "predictor") and hasattr(obj, "trainer")
+
+
+def predictor_backend(yolo: Any) -> Any:
+    """The ``AutoBackend`` a ``YOLO`` object's cached predictor runs (``yolo.predictor.model``), or None.
+
+    ``YOLO.predict`` builds the predictor on first use and re-uses it, with its own copy of the network."""
+    return getattr(getattr(yolo, "predictor", None), "model", None)
+
+
+def backend_network(backend: Any) -> Optional[nn.Module]:
+    """The PyTorch network inside an ``AutoBackend`` (its ``.model`` when ``.format`` is ``"pt"``), else None
+    (an exported model: ONNX, OpenVINO, ... runs outside PyTorch)."""
+    if backend is None or getattr(backend, "format", "pt") != "pt":
+        return None
+    net = getattr(backend, "model", None)
+    return net if isinstance(net, nn.Module) else None
+
+
+def backend_metadata(backend: Any) -> dict:
+    """The metadata an ``AutoBackend`` read from an exported model (``pst_topk`` among it), else ``{}``."""
+    metadata = getattr(backend, "metadata", None)
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def predictor_network(yolo: Any) -> Optional[nn.Module]:
+    """The network copy a ``YOLO`` object's predictor runs, if it is a PyTorch one and not ``yolo.model``
+    itself: a k set on ``yolo.model`` alone would silently not reach later predictions."""
+    net = backend_network(predictor_backend(yolo))
+    return net if net is not None and net is not getattr(yolo, "model", None) else None
+
+
+def predictor_imgsz(yolo: Any) -> Any:
+    """The input size the predictor settled on (an export's fixed size wins over the requested one)."""
+    return getattr(getattr(getattr(yolo, "predictor", None), "args", None), "imgsz", None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Trainers
+# --------------------------------------------------------------------------------------------------
+def trainer_network(trainer: Any) -> nn.Module:
+    """The network a trainer steps, unwrapped from DDP (``.module``) and ``torch.compile`` (``._orig_mod``)."""
+    model = getattr(trainer.model, "module", trainer.model)
+    return getattr(model, "_orig_mod", model)
+
+
+def trainer_progress(trainer: Any) -> tuple[int, int, int]:
+    """``(seed, epoch counted from 0, epochs)`` of a running trainer."""
+    return int(trainer.args.seed), int(trainer.epoch), int(trainer.epochs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Logger, console, command line
+# --------------------------------------------------------------------------------------------------
+def log(message: str) -> None:
+    """One line in Ultralytics' own log (so it obeys ``YOLO_VERBOSE`` like the lines around it)."""
+    from ultralytics.utils import LOGGER
+
+    LOGGER.info(message)
+
+
+@contextlib.contextmanager
+def quiet_ultralytics(level: int = logging.WARNING) -> Iterator[None]:
+    """Ultralytics logs only ``level`` and above inside the block (model summaries, export chatter)."""
+    from ultralytics.utils import LOGGER
+
+    previous = LOGGER.level
+    LOGGER.setLevel(level)
+    try:
+        yield
+    finally:
+        LOGGER.setLevel(previous)
+
+
+def progress(iterable: Iterable, desc: str, total: Optional[int] = None, disable: bool = False):
+    """Ultralytics' progress bar, silent when Ultralytics is not verbose (``YOLO_VERBOSE=false``)."""
+    from ultralytics.utils import VERBOSE
+
+    from pst_yolo.integration.compat import progress_bar_class
+
+    return progress_bar_class()(iterable, desc=desc, total=total, disable=disable or not VERBOSE)
+
+
+def run_yolo_cli(words: Sequence[str]) -> None:
+    """Run Ultralytics' ``yolo`` command line with ``words`` (mode and key=value words), in this process.
+
+    Its entry point reads ``sys.argv``, and Ultralytics keeps a reference to that list taken at import
+    (``ultralytics.utils.ARGV``), so the list is edited in place and restored afterwards."""
+    from ultralytics.cfg import entrypoint
+
+    saved = list(sys.argv)
+    sys.argv[:] = ["yolo", *words]
+    try:
+        entrypoint()
+    finally:
+        sys.argv[:] = saved
+
+
+def cpu_name() -> str:
+    """The CPU's model name as Ultralytics reports it in its own summaries."""
+    import platform
+
+    try:
+        from ultralytics.utils.torch_utils import get_cpu_info
+
+        return get_cpu_info()
+    except Exception:
+        return platform.processor() or "unknown CPU"

@@ -1,0 +1,54 @@
+"""How PST's coarse attention is written into an ONNX graph.
+
+"standard" (default) exports PyTorch's attention as MatMul/Softmax/MatMul, which every ONNX consumer
+reads (TensorRT, OpenVINO, onnx2tf, ...). "ort" writes ONNX Runtime's fused
+``com.microsoft::MultiHeadAttention`` instead: a blocked CPU kernel, about twice as fast at P3, which only
+ONNX Runtime runs. Chosen per layer (``PSAttn.onnx_attention``) or process-wide (``PST_ONNX_ATTENTION``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ("ENV_ONNX_ATTENTION", "ONNX_ATTENTION_MODES", "OrtMultiHeadAttention", "onnx_attention_mode")
+
+ENV_ONNX_ATTENTION = "PST_ONNX_ATTENTION"
+ONNX_ATTENTION_MODES = ("standard", "ort")
+
+
+def onnx_attention_mode(layer_setting: Optional[str] = None) -> str:
+    """The ONNX attention export mode in force: the layer's setting, else ``PST_ONNX_ATTENTION``, else standard."""
+    mode = (layer_setting or os.environ.get(ENV_ONNX_ATTENTION, "") or "standard").strip().lower()
+    if mode not in ONNX_ATTENTION_MODES:
+        raise ValueError(
+            f"ONNX attention mode must be one of {', '.join(ONNX_ATTENTION_MODES)} "
+            f"(PSAttn.onnx_attention or {ENV_ONNX_ATTENTION}), got {mode!r}"
+        )
+    return mode
+
+
+class OrtMultiHeadAttention(torch.autograd.Function):
+    """Attention on [B, tokens, heads*d] tensors; exported as ``com.microsoft::MultiHeadAttention``.
+
+    In PyTorch it is SDPA (used only while exporting, so no backward is needed); ONNX Runtime's kernel
+    computes the same ``softmax(q kᵀ/√d) v`` (default scale 1/√d).
+    """
+
+    @staticmethod
+    def forward(ctx, q3: torch.Tensor, k3: torch.Tensor, v3: torch.Tensor, num_heads: int) -> torch.Tensor:
+        B, N, C = q3.shape
+        d = C // num_heads
+
+        def heads(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(B, -1, num_heads, d).transpose(1, 2).contiguous()
+
+        out = F.scaled_dot_product_attention(heads(q3), heads(k3), heads(v3))
+        return out.transpose(1, 2).reshape(B, N, C)
+
+    @staticmethod
+    def symbolic(g, q3, k3, v3, num_heads):  # pragma: no cover - runs inside torch.onnx.export only
+        return g.op("com.microsoft::MultiHeadAttention", q3, k3, v3, num_heads_i=num_heads).setType(q3.type())

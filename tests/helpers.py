@@ -1,0 +1,29 @@
+"""Helpers shared by the tests (importable: pytest puts tests/ on sys.path, see pyproject.toml)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+class CLI:
+    """``pst-yolo`` run in-process through ``pst_yolo.cli.main``."""
+
+    def __init__(self, capsys) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *argv: str) -> int:
+        from pst_yolo.cli import main
+
+        return main([str(a) for a in argv])
+
+    def error(self, *argv: str, match: str, rc: int = 2) -> str:
+        self.capsys.readouterr()
+        got = self(*argv)
+        err = self.capsys.readouterr().err
+        assert got == rc, f"exit code {got} (expected {rc}) for {argv}; stderr: {err}"
+        assert re.search(match, err), f"{match!r} not in stderr: {err}"
+        return err
