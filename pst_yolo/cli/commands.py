@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from typing import Any, Callable, Optional
 
 from pst_yolo.cli.args import CLIError, Key, optional_int, str_list, to_bool, topk_list, topk_value
@@ -81,6 +82,21 @@ def run_synth_classify(opts: dict) -> int:
     return 0
 
 
+def run_synth_task(opts: dict, task: str) -> int:
+    from pst_yolo.data.synth import SynthSpec
+    from pst_yolo.data.synth_tasks import generate_task
+
+    out = opts.pop("out")
+    spec = _spec(SynthSpec, opts)
+    data_yaml = generate_task(out, task, spec)
+    model = f"yolo11n-{'seg' if task == 'segment' else task}-pst.yaml"
+    print(
+        f"synthetic {task} dataset written: {data_yaml} (COCO JSON in {data_yaml.parent / 'annotations'}); train "
+        f"with: yolo {task} train model={model} data={data_yaml} imgsz={spec.imgsz}"
+    )
+    return 0
+
+
 SYNTH_SET_KEYS = ("train", "val", "synth_imgsz", "synth_seed", "classes")
 
 
@@ -106,6 +122,10 @@ def run_bench(opts: dict) -> int:
 
 def run_bench_classify(opts: dict) -> int:
     return _run_bench(opts, "classify")
+
+
+def run_bench_task(opts: dict, task: str) -> int:
+    return _run_bench(opts, task)
 
 
 def run_evaluate(opts: dict) -> int:
@@ -177,24 +197,36 @@ def run_explain(opts: dict) -> int:
 # --------------------------------------------------------------------------------------------------
 # The table
 # --------------------------------------------------------------------------------------------------
+# What the help shows as each task's benchmark defaults: (models, epochs and batch on synthetic data, imgsz
+# elsewhere), as in pst_yolo.eval.bench.TASKS (tests/cli/test_help.py compares them).
+BENCH_DEFAULTS = {
+    "detect": ("yolo11n.yaml,yolo11n-pst.yaml", 8, 16, 640),
+    "classify": ("yolo11n-cls.yaml,yolo11n-cls-pst.yaml", 20, 32, 224),
+    "segment": ("yolo11n-seg.yaml,yolo11n-seg-pst.yaml", 10, 16, 640),
+    "pose": ("yolo11n-pose.yaml,yolo11n-pose-pst.yaml", 10, 16, 640),
+    "obb": ("yolo11n-obb.yaml,yolo11n-obb-pst.yaml", 10, 16, 640),
+}
+
+
 def _training_keys(task: str) -> tuple[Key, ...]:
     detect = task == "detect"
+    models, epochs, batch, imgsz = BENCH_DEFAULTS[task]
     return (
         Key(
             "models",
             str_list,
-            "yolo11n.yaml,yolo11n-pst.yaml" if detect else "yolo11n-cls.yaml,yolo11n-cls-pst.yaml",
+            models,
             "comma-separated .yaml configs (trained) and/or .pt weights (evaluated as they are)",
         ),
         Key("topk", topk_list, "0,8", "k values at which PST models are evaluated"),
-        Key("epochs", int, f"{8 if detect else 20} (synthetic) / 100", "training epochs"),
-        Key("imgsz", int, f"the set's own / {640 if detect else 224}", "image size for training and evaluation"),
-        Key("batch", int, f"{16 if detect else 32} (synthetic) / 16", "training batch"),
+        Key("epochs", int, f"{epochs} (synthetic) / 100", "training epochs"),
+        Key("imgsz", int, f"the set's own / {imgsz}", "image size for training and evaluation"),
+        Key("batch", int, f"{batch} (synthetic) / 16", "training batch"),
         Key("workers", int, 0, "dataloader workers"),
         Key("seed", int, 0, "training seed"),
         Key("device", str, "cpu", "cpu, 0, 0,1, ..."),
         Key("project", str, "runs/pst-bench", "parent of the run folder"),
-        Key("name", str, "bench" if detect else "classify", "run folder name (numbered if it exists)"),
+        Key("name", str, "bench" if detect else task, "run folder name (numbered if it exists)"),
         Key("exist_ok", to_bool, False, "reuse an existing run folder"),
         Key("recipe", str, "fast (synthetic) / stock", "fast: the embedded set's recipe; stock: Ultralytics' defaults"),
         Key("eval_batch", int, "1" if detect else "1 (synthetic) / batch", "evaluation batch (1: per-image latency)"),
@@ -205,12 +237,12 @@ def _training_keys(task: str) -> tuple[Key, ...]:
     )
 
 
-def _synth_detect_keys() -> tuple[Key, ...]:
+def _synth_detect_keys(out: str = "datasets/pst-synth") -> tuple[Key, ...]:
     from pst_yolo.data.synth import SynthSpec
 
     spec = SynthSpec()
     return (
-        Key("out", str, "datasets/pst-synth", "output folder (or the first bare word)"),
+        Key("out", str, out, "output folder (or the first bare word)"),
         *(
             Key(
                 f.name,
@@ -252,8 +284,8 @@ def build_commands() -> dict[str, Command]:
     """The command table (built on use: a few key lists are read from the dataclasses they describe)."""
     bench_detect = Command(
         "bench",
-        "train/load models, official COCO AP at each k, results.md/csv/png (task=classify: top-1/top-5); "
-        "with no arguments: the embedded main job",
+        "train/load models, official COCO AP at each k, results.md/csv/png (task=classify: top-1/top-5; "
+        "task=segment|pose|obb: the task's mAP, + COCO mask AP for segment); with no arguments: the embedded main job",
         "pst_yolo.eval.bench.bench",
         run_bench,
         keys=(
@@ -278,9 +310,49 @@ def build_commands() -> dict[str, Command]:
         ),
         example="pst-yolo bench task=classify",
     )
+    bench_tasks = {
+        task: Command(
+            "bench",
+            f"the {task} benchmark: Ultralytics' {what} at each k",
+            f"pst_yolo.eval.bench.bench(task='{task}')",
+            partial(run_bench_task, task=task),
+            task=task,
+            keys=(
+                Key(
+                    "data",
+                    str,
+                    None,
+                    f"a {task} data.yaml (or its folder), e.g. from pst-yolo synth task={task}; none: generate one",
+                ),
+                *_training_keys(task),
+                Key("split", str, "val", "the split validated"),
+                *(
+                    (
+                        Key(
+                            "annotations",
+                            str,
+                            None,
+                            "COCO JSON with masks for pycocotools mask AP (default: the "
+                            "dataset's val JSON, if it has masks)",
+                        ),
+                        Key("images", str, None, "the folder the annotations' file names are relative to"),
+                    )
+                    if task == "segment"
+                    else ()
+                ),
+            ),
+            example=f"pst-yolo bench task={task}",
+        )
+        for task, what in (
+            ("segment", "box and mask mAP, plus pycocotools mask AP (segm),"),
+            ("pose", "box and keypoint (OKS) mAP"),
+            ("obb", "rotated-box mAP"),
+        )
+    }
     synth_detect = Command(
         "synth",
-        "write the synthetic detection set (YOLO + COCO formats); task=classify: an ImageFolder set",
+        "write the synthetic detection set (YOLO + COCO formats); task=classify: an ImageFolder set; "
+        "task=segment|pose|obb: masks, keypoints, rotated boxes",
         "pst_yolo.data.synth.generate",
         run_synth,
         keys=_synth_detect_keys(),
@@ -297,6 +369,23 @@ def build_commands() -> dict[str, Command]:
         task="classify",
         example="pst-yolo synth task=classify datasets/pst-synth-cls classes=10",
     )
+    synth_tasks = {
+        task: Command(
+            "synth",
+            f"write the synthetic {task} set: the detection set's shapes with {what} (YOLO + COCO formats)",
+            f"pst_yolo.data.synth_tasks.generate_task(task='{task}')",
+            partial(run_synth_task, task=task),
+            keys=_synth_detect_keys(f"datasets/pst-synth-{task}"),
+            positional="out",
+            task=task,
+            example=f"pst-yolo synth task={task} datasets/pst-synth-{task} train=400 val=50 imgsz=128",
+        )
+        for task, what in (
+            ("segment", "instance masks"),
+            ("pose", "4 keypoints per object"),
+            ("obb", "rotated boxes (shapes turned by random angles)"),
+        )
+    }
     commands = [
         Command(
             "quickstart",
@@ -391,8 +480,8 @@ def build_commands() -> dict[str, Command]:
             ),
             example="pst-yolo configs imgsz=640",
         ),
-        replace(synth_detect, variants={"classify": synth_classify}),
-        replace(bench_detect, variants={"classify": bench_classify}),
+        replace(synth_detect, variants={"classify": synth_classify, **synth_tasks}),
+        replace(bench_detect, variants={"classify": bench_classify, **bench_tasks}),
         Command(
             "evaluate",
             "official pycocotools AP of one model on any COCO-format dataset",

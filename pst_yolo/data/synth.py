@@ -27,6 +27,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -169,15 +170,50 @@ def _line(rng: np.random.Generator, img: np.ndarray) -> None:
     cv2.line(img, (int(p1[0]), int(p1[1])), (int(p2[0]), int(p2[1])), colour, int(rng.integers(1, 3)))
 
 
+# An optional per-object hook of draw_scene (pst_yolo.data.synth_tasks rotates shapes with it):
+# (rng, cls, mask [h, w] bool) -> (new mask [H, W] bool, warp applied to the texture [h, w] -> [H, W], info).
+ShapeHook = Callable[[np.random.Generator, int, np.ndarray], tuple[np.ndarray, Callable[[np.ndarray], np.ndarray], Any]]
+
+
+@dataclass
+class Scene:
+    """One drawn image: ``owner`` [S, S] int16 says which object each pixel shows (-1: none); ``placed[j]`` =
+    (cls, x0, y0, w, h, info) of object j: its class, its patch (top-left pixel, width and height: the shape's
+    box, before occlusion) and the shape hook's info (None without a hook)."""
+
+    img: np.ndarray
+    owner: np.ndarray
+    placed: list[tuple[int, int, int, int, int, Any]]
+
+
 def draw_image(rng: np.random.Generator, spec: SynthSpec) -> tuple[np.ndarray, list[list[int]]]:
     """One image and its boxes ``[cls, x0, y0, x1, y1]`` (pixels, x1/y1 exclusive) of the visible pixels."""
+    scene = draw_scene(rng, spec)
+    return scene.img, [box for _, box in visible_boxes(scene)]
+
+
+def visible_boxes(scene: Scene) -> list[tuple[int, list[int]]]:
+    """(object index j, ``[cls, x0, y0, x1, y1]``) of each object's visible pixels; objects under 3 px wide or
+    high are left out (they get no label)."""
+    boxes = []
+    for j, (cls, *_) in enumerate(scene.placed):
+        ys, xs = np.nonzero(scene.owner == j)
+        if len(xs) == 0:
+            continue
+        x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+        if x1 - x0 >= 3 and y1 - y0 >= 3:
+            boxes.append((j, [cls, x0, y0, x1, y1]))
+    return boxes
+
+
+def draw_scene(rng: np.random.Generator, spec: SynthSpec, shape: ShapeHook | None = None) -> Scene:
+    """Draw one image; ``shape`` may transform each object's mask (and, the same way, its texture)."""
     size = spec.imgsz
     img = _background(rng, size)
     for _ in range(int(rng.integers(0, spec.clutter + 1))):
         _clutter_blob(rng, img)
     owner = np.full((size, size), -1, np.int16)  # which object each pixel shows
     areas: list[int] = []
-    classes: list[int] = []
     lo = math.log(max(spec.min_side * size, 4.0))  # never below 4 px
     hi = max(math.log(spec.max_side * size), lo)
     objects = []
@@ -190,11 +226,17 @@ def draw_image(rng: np.random.Generator, spec: SynthSpec) -> tuple[np.ndarray, l
         objects.append((w * h > (0.6 * size) ** 2, cls, w, h))
     # Objects of COCO's "large" size (at 160 px) go first, so they find room; the rest in random order.
     objects.sort(key=lambda o: not o[0])
+    placed: list[tuple[int, int, int, int, int, Any]] = []
     for _, cls, w, h in objects:
-        mask = _mask(cls, h, w)
+        mask, warp, info = _mask(cls, h, w), None, None
+        if shape is not None:
+            mask, warp, info = shape(rng, cls, mask)
+            if mask.shape[0] > size or mask.shape[1] > size:
+                continue  # the transformed shape does not fit in the image
+        ph, pw = mask.shape
         for _attempt in range(10):
-            x0, y0 = int(rng.integers(0, size - w + 1)), int(rng.integers(0, size - h + 1))
-            covered = owner[y0 : y0 + h, x0 : x0 + w][mask]
+            x0, y0 = int(rng.integers(0, size - pw + 1)), int(rng.integers(0, size - ph + 1))
+            covered = owner[y0 : y0 + ph, x0 : x0 + pw][mask]
             ok = True
             for j in np.unique(covered[covered >= 0]):
                 still = int((owner == j).sum()) - int((covered == j).sum())
@@ -205,26 +247,21 @@ def draw_image(rng: np.random.Generator, spec: SynthSpec) -> tuple[np.ndarray, l
                 break
         else:
             continue  # no room for this object without hiding another one too much
-        region = img[y0 : y0 + h, x0 : x0 + w]
+        region = img[y0 : y0 + ph, x0 : x0 + pw]
         colour = _contrasting_colour(rng, region[mask])
-        texture = np.clip(_pattern(rng, cls, h, w)[..., None] * colour, 0, 255).astype(np.uint8)
+        pattern = _pattern(rng, cls, h, w)
+        if warp is not None:
+            pattern = warp(pattern)
+        texture = np.clip(pattern[..., None] * colour, 0, 255).astype(np.uint8)
         region[mask] = texture[mask]
-        owner[y0 : y0 + h, x0 : x0 + w][mask] = len(areas)
+        owner[y0 : y0 + ph, x0 : x0 + pw][mask] = len(areas)
         areas.append(int(mask.sum()))
-        classes.append(cls)
+        placed.append((cls, x0, y0, pw, ph, info))
     for _ in range(int(rng.integers(0, spec.clutter // 2 + 1))):
         _line(rng, img)  # thin lines over everything: more clutter, slight occlusion
     noise = rng.normal(0, 3, img.shape)
     img = np.clip(img + noise, 0, 255).astype(np.uint8)
-    boxes = []
-    for j, cls in enumerate(classes):
-        ys, xs = np.nonzero(owner == j)
-        if len(xs) == 0:
-            continue
-        x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
-        if x1 - x0 >= 3 and y1 - y0 >= 3:
-            boxes.append([cls, x0, y0, x1, y1])
-    return img, boxes
+    return Scene(img=img, owner=owner, placed=placed)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,16 +1,20 @@
-"""``pst-yolo bench``: train (or load) models, score each at each PST top-k, tabulate -- detection and classification.
+"""``pst-yolo bench``: train (or load) models, score each at each PST top-k, tabulate -- for every task.
 
     from pst_yolo.eval.bench import bench
     result = bench()                        # the main job: synthetic data, yolo11n vs yolo11n-pst, k = 0 and 8
     result = bench(task="classify")         # yolo11n-cls vs yolo11n-cls-pst on a synthetic ImageFolder set
+    result = bench(task="segment")          # yolo11n-seg vs yolo11n-seg-pst (also task="pose", "obb")
     result = bench(data="datasets/coco/data.yaml", models=["best_n.pt", "best_n_pst.pt"], topk=[0, 8], imgsz=640)
     print(result.table)                     # also in result.run_dir / results.md, results.csv, results.png
 
-One runner for both tasks: every ``.yaml`` model is trained with the same recipe (PST models train
+One runner for every task: every ``.yaml`` model is trained with the same recipe (PST models train
 coarse-only, as the paper does); ``.pt`` models are evaluated as they are. A model with PST layers is
 evaluated once per k in ``topk``; a model without PST layers once (k "-"). Detection is scored with
 pycocotools (COCOeval bbox) on the val split's COCO JSON with the dataset's own ids; classification
-with Ultralytics' top-1/top-5. What differs between the tasks lives in one ``BenchTask`` each.
+with Ultralytics' top-1/top-5; segmentation, pose and oriented boxes with Ultralytics' validation mAP of
+the task (box + mask, box + keypoint OKS, rotated box), segmentation also with pycocotools mask AP
+(``segm``) where the dataset has a COCO JSON with masks. What differs between the tasks lives in one
+``BenchTask`` each.
 
 With no ``data`` (and no ``annotations``), the embedded synthetic dataset of the task is generated into the
 run folder first: with all defaults this is the main job (``DETECT.main_synth``, ``main_epochs``, ``fast_recipe``).
@@ -23,12 +27,14 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from pst_yolo.data.coco_map import MAP_FILE, read_map
 from pst_yolo.data.synth import SynthSpec
 from pst_yolo.data.synth_classify import ClassifySynthSpec
+from pst_yolo.data.synth_tasks import dataset_task
 from pst_yolo.eval.flops import GFLOPS_NOTE
 from pst_yolo.eval.tables import machine_description, model_label, model_size
 
@@ -187,6 +193,27 @@ def _prepare_classify(data, run_dir: Path, synth, annotations, images, split: st
     )
 
 
+def _validate(yolo, k, label: str, run_dir: Path, imgsz: int, eval_batch: int, device: str, workers: int, split, data):
+    """Ultralytics' own validation of ``yolo`` at top-k ``k`` (None: as it is) on ``data``; its metrics object."""
+    from pst_yolo.nn.topk import set_topk
+
+    if k is not None:
+        set_topk(yolo, k)
+    return yolo.val(
+        data=str(data),
+        imgsz=imgsz,
+        batch=eval_batch,
+        device=device,
+        workers=workers,
+        split=split,
+        plots=False,
+        verbose=False,
+        project=str(run_dir / "val"),
+        name=f"{label}{'' if k is None else f'_k{k}'}",
+        exist_ok=True,
+    )
+
+
 def _score_classify(
     yolo,
     k,
@@ -200,28 +227,134 @@ def _score_classify(
     verbose: bool,
     data: Path,
 ):
-    from pst_yolo.nn.topk import set_topk
-
-    if k is not None:
-        set_topk(yolo, k)
-    metrics = yolo.val(
-        data=str(data),
-        imgsz=imgsz,
-        batch=eval_batch,
-        device=device,
-        workers=workers,
-        split=split,
-        plots=False,
-        verbose=False,
-        project=str(run_dir / "val"),
-        name=f"{label}{'' if k is None else f'_k{k}'}",
-        exist_ok=True,
-    )
+    metrics = _validate(yolo, k, label, run_dir, imgsz, eval_batch, device, workers, split, data)
     return (
         {"top1": float(metrics.top1), "top5": float(metrics.top5)},
         float(metrics.speed.get("inference", math.nan)),
         None,
     )
+
+
+# Segmentation, pose, oriented boxes: Ultralytics' validation metrics, (column, results_dict key) per task.
+TASK_METRICS = {
+    "segment": (
+        ("box mAP50-95", "metrics/mAP50-95(B)"),
+        ("mask mAP50-95", "metrics/mAP50-95(M)"),
+        ("mask mAP50", "metrics/mAP50(M)"),
+    ),
+    "pose": (
+        ("box mAP50-95", "metrics/mAP50-95(B)"),
+        ("pose mAP50-95", "metrics/mAP50-95(P)"),
+        ("pose mAP50", "metrics/mAP50(P)"),
+    ),
+    "obb": (("mAP50-95", "metrics/mAP50-95(B)"), ("mAP50", "metrics/mAP50(B)")),
+}
+COCO_SEGM = (("COCO segm AP", "AP"), ("COCO segm AP50", "AP50"))  # pycocotools mask AP (column, stat)
+
+
+def _coco_masks(data_yaml: Path, annotations, images) -> Optional[tuple[Path, Path, Optional[Path]]]:
+    """(annotations, images, mapping file) to score masks with pycocotools: ``annotations=``/``images=``, else the
+    val split's COCO JSON named in the dataset's ``coco_map.json`` if every annotation in it has a mask."""
+    map_path = data_yaml.parent / MAP_FILE
+    if annotations is not None:
+        if images is None:
+            raise ValueError("annotations= needs images= (the folder its file_name entries are relative to)")
+        return Path(annotations), Path(images), map_path if map_path.is_file() else None
+    if not map_path.is_file():
+        return None
+    val = read_map(map_path)["splits"].get("val") or []
+    if len(val) != 1:
+        return None
+    anns = json.loads(Path(val[0]["annotations"]).read_text()).get("annotations", [])
+    if not anns or not all(a.get("segmentation") for a in anns):
+        return None
+    return Path(val[0]["annotations"]), Path(val[0]["images"]), map_path
+
+
+def _prepare_task(data, run_dir: Path, synth, annotations, images, split: str, verbose: bool, task: str) -> Dataset:
+    """Segmentation, pose, oriented boxes: an Ultralytics dataset of the task (generated if ``data`` is None)."""
+    from pst_yolo.data.synth_tasks import generate_task
+
+    if task != "segment" and (annotations is not None or images is not None):
+        raise ValueError(
+            f"annotations= and images= are for COCO scoring of boxes (detection) or masks (segment); task={task} "
+            "is scored with Ultralytics' validation on data="
+        )
+    if data is None:
+        if annotations is not None:
+            raise ValueError(
+                f"task={task} validates with Ultralytics on data= (a data.yaml); annotations= only adds COCO mask AP"
+            )
+        spec = synth or TASKS[task].main_synth
+        if verbose:
+            print(
+                f"pst-yolo bench task={task}: generating the synthetic dataset ({spec.train} train / {spec.val} val "
+                f"images, {spec.imgsz} px) in {run_dir / 'data'}"
+            )
+        data_yaml = generate_task(run_dir / "data", task, spec)
+    else:
+        data_yaml = _find_data_yaml(data)
+    written_for = dataset_task(data_yaml)
+    if written_for is not None and written_for != task:
+        raise ValueError(
+            f"data={data_yaml.parent} was generated for task={written_for}, not task={task}; generate one with "
+            f"`pst-yolo synth task={task}`"
+        )
+    synthetic = written_for == task
+    segm = _coco_masks(data_yaml, annotations, images) if task == "segment" else None
+    recorded = read_map(data_yaml.parent / MAP_FILE)["spec"] if synthetic else None
+    return Dataset(
+        train=data_yaml,
+        synthetic=synthetic,
+        imgsz=int(recorded["imgsz"]) if recorded else None,
+        score_args={"data": data_yaml, "task": task, "segm": segm},
+        description=f"`{data_yaml}`{' (generated: ' + json.dumps(recorded) + ')' if recorded else ''}; "
+        f"Ultralytics' {task} validation (split `{split}`)"
+        + (
+            f"; masks also scored against `{segm[0]}` (pycocotools COCOeval, segm, maxDets 100, conf 0.001)"
+            if segm
+            else ""
+        ),
+    )
+
+
+def _score_task(
+    yolo,
+    k,
+    label: str,
+    run_dir: Path,
+    imgsz: int,
+    eval_batch: int,
+    device: str,
+    workers: int,
+    split: str,
+    verbose: bool,
+    data: Path,
+    task: str,
+    segm,
+):
+    from pst_yolo.eval.coco_segm import evaluate_segm
+
+    metrics = _validate(yolo, k, label, run_dir, imgsz, eval_batch, device, workers, split, data)
+    stats = {col: float(metrics.results_dict.get(key, math.nan)) for col, key in TASK_METRICS[task]}
+    saved = None
+    if segm is not None:
+        annotations, images, class_map = segm
+        saved = run_dir / "detections" / f"{label}{'' if k is None else f'_k{k}'}_segm.json"
+        res = evaluate_segm(
+            yolo,
+            images,
+            annotations,
+            topk=k,
+            imgsz=imgsz,
+            device=device,
+            class_map=class_map,
+            save=saved,
+            verbose=False,
+            progress=verbose,
+        )
+        stats.update({col: res.stats[stat] for col, stat in COCO_SEGM})
+    return stats, float(metrics.speed.get("inference", math.nan)), None if saved is None else str(saved)
 
 
 STAT_NAMES_DETECT = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
@@ -287,7 +420,32 @@ CLASSIFY = BenchTask(
     stock_imgsz=224,
 )
 
-TASKS = {t.name: t for t in (DETECT, CLASSIFY)}
+
+def _task(name: str, models: tuple[str, str]) -> BenchTask:
+    """Segmentation, pose, oriented boxes: the detection generator's shapes with the task's labels, 400 train /
+    50 val images at 128 px, 10 epochs of batch 16 with detection's fast recipe (a 2-core CPU trains both nano
+    models in minutes)."""
+    columns = tuple(c for c, _ in TASK_METRICS[name]) + (tuple(c for c, _ in COCO_SEGM) if name == "segment" else ())
+    return BenchTask(
+        name=name,
+        default_models=models,
+        main_synth=SynthSpec(train=400, val=50, imgsz=128, seed=0),
+        main_epochs=10,
+        main_batch=16,
+        fast_recipe=DETECT.fast_recipe,
+        columns=columns,
+        primary=TASK_METRICS[name][0 if name == "obb" else 1][0],  # mask / pose / rotated-box mAP50-95
+        csv_stats=columns,
+        prepare=partial(_prepare_task, task=name),
+        score=_score_task,
+    )
+
+
+SEGMENT = _task("segment", ("yolo11n-seg.yaml", "yolo11n-seg-pst.yaml"))
+POSE = _task("pose", ("yolo11n-pose.yaml", "yolo11n-pose-pst.yaml"))
+OBB = _task("obb", ("yolo11n-obb.yaml", "yolo11n-obb-pst.yaml"))
+
+TASKS = {t.name: t for t in (DETECT, CLASSIFY, SEGMENT, POSE, OBB)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -358,6 +516,21 @@ def check_bench_inputs(
     return models, topk
 
 
+def _check_model_tasks(configs: Sequence[str], spec: BenchTask) -> None:
+    """Each config builds a model of the benchmark's task (else Ultralytics would build a mismatched one)."""
+    from ultralytics.nn.tasks import guess_model_task, yaml_model_load
+
+    from pst_yolo.integration.registry import register
+
+    register()  # bare names of shipped PST configs
+    for m in configs:
+        found = guess_model_task(yaml_model_load(m))
+        if found != spec.name:
+            raise ValueError(
+                f"{m} is a {found} model, not {spec.name}; give {spec.name} models (e.g. {', '.join(spec.default_models)})"
+            )
+
+
 def bench(
     data: str | Path | None = None,
     models: Optional[Sequence[str | Path]] = None,
@@ -386,19 +559,22 @@ def bench(
     Args:
         data: detection: a dataset folder or ``data.yaml`` written by ``pst-yolo synth`` or ``pst-yolo
             coco2yolo`` (its ``coco_map.json`` names the val COCO JSON); classification: an ImageFolder root
-            (``train/<class>/...``, ``val/<class>/...``). None: generate the task's synthetic set (``synth``,
-            default ``DETECT.main_synth`` / ``CLASSIFY.main_synth``) into the run folder.
+            (``train/<class>/...``, ``val/<class>/...``); segment / pose / obb: a ``data.yaml`` of that task
+            (e.g. from ``pst-yolo synth task=...``). None: generate the task's synthetic set (``synth``,
+            default ``TASKS[task].main_synth``) into the run folder.
         models: ``.yaml`` configs (trained here, same recipe for all) and/or ``.pt`` weights (used as is);
             default: the task's stock nano model and its PST twin.
         topk: the k values at which models with PST layers are evaluated ([] = the k each checkpoint carries).
         epochs, imgsz, batch: default to the embedded job's on synthetic data (imgsz: the set's own), else
             Ultralytics' (100 epochs, 640 / 224 px, batch 16) with the stock recipe.
-        annotations, images: detection only: score against this COCO JSON and images folder.
+        annotations, images: detection: score against this COCO JSON and images folder; segment: score masks
+            against it with pycocotools (default: the val COCO JSON of the dataset's ``coco_map.json``, if it
+            has masks).
         recipe: ``fast`` (the task's ``fast_recipe``; default for synthetic data) or ``stock`` (Ultralytics').
         eval_batch: images per evaluation batch (default 1 on synthetic data: latency per image; else batch).
-        split: the split classification validates (``val`` or ``test``).
+        split: the split Ultralytics validates (classify, segment, pose, obb: ``val`` or ``test``).
         train_args: more Ultralytics train() overrides (e.g. ``{"lr0": 0.01}``), applied last.
-        task: ``detect`` or ``classify``.
+        task: ``detect``, ``classify``, ``segment``, ``pose`` or ``obb``.
     """
     from ultralytics import YOLO
     from ultralytics.utils.files import increment_path
@@ -411,6 +587,7 @@ def bench(
     t_start = time.perf_counter()
     models, topk = check_bench_inputs(models or spec.default_models, topk, recipe)
     to_train = [m for m in models if Path(m).suffix in (".yaml", ".yml")]
+    _check_model_tasks(to_train, spec)
     if (
         task == "classify"
         and data is not None
@@ -495,6 +672,8 @@ def bench(
         path, train_s = weights[m]
         label = model_label(m)
         yolo = YOLO(path, task=task)
+        if yolo.task != task:
+            raise ValueError(f"{path} is a {yolo.task} model, not {task}; give {task} models")
         ks: list[Optional[int]] = [None]
         if pst_layers(yolo):  # the given k values, or (topk=[]) the k the checkpoint carries
             current = get_topk(yolo)
@@ -561,7 +740,7 @@ def columns(spec: BenchTask) -> tuple[str, ...]:
 def markdown_table(rows: Sequence[BenchRow], spec: BenchTask = DETECT) -> str:
     def stat(r: BenchRow, c: str) -> str:
         v = r.stats.get(c, -1.0)
-        return "-" if v is None or v < 0 else f"{v:.3f}"
+        return "-" if v is None or v < 0 or math.isnan(v) else f"{v:.3f}"  # -1: COCO has nothing to score; nan
 
     cols = columns(spec)
     lines = ["| " + " | ".join(cols) + " |", "|---|" + "---:|" * (len(cols) - 1)]
@@ -601,7 +780,7 @@ def _write_csv(rows: Sequence[BenchRow], path: Path, spec: BenchTask) -> None:
                     "" if r.k is None else r.k,
                     r.params,
                     f"{r.gflops:.4f}",
-                    *(f"{r.stats[s]:.5f}" for s in spec.csv_stats),
+                    *(f"{r.stats.get(s, math.nan):.5f}" for s in spec.csv_stats),
                     "" if r.ms_per_image is None else f"{r.ms_per_image:.3f}",
                     "" if r.train_seconds is None else f"{r.train_seconds:.1f}",
                     r.weights,

@@ -288,21 +288,17 @@ def score(
 
 
 def _score(detections: Sequence[Mapping], gt_data: dict, max_dets: int) -> tuple[dict[str, float], str]:
-    from pycocotools.cocoeval import COCOeval
-
     if not gt_data["images"]:
         raise CocoDataError("the annotations list no images: nothing to evaluate")
-    gt = _coco_api(gt_data)
     dets = [dict(d) for d in detections]
-    known_images, known_cats = set(gt.getImgIds()), set(gt.getCatIds())
+    known_images, known_cats = known_ids(gt_data)
     for d in dets:
         if d.get("image_id") not in known_images or d.get("category_id") not in known_cats:
             raise CocoDataError(f"detection {d} refers to an image or category id not in the annotations")
-    # pycocotools' loadRes fails on an empty list: build the (empty) result set the same way it would.
-    dt_data = {"images": gt_data["images"], "categories": gt_data["categories"], "annotations": []}
+    results = []
     for n, d in enumerate(dets, 1):
         x, y, w, h = d["bbox"]
-        dt_data["annotations"].append(
+        results.append(
             {
                 "id": n,
                 "image_id": d["image_id"],
@@ -313,9 +309,24 @@ def _score(detections: Sequence[Mapping], gt_data: dict, max_dets: int) -> tuple
                 "iscrowd": 0,
             }
         )
-    dt = _coco_api(dt_data)
-    ev = COCOeval(gt, dt, iouType="bbox")
-    ev.params.imgIds = sorted(known_images)
+    return cocoeval(gt_data, results, "bbox", max_dets)
+
+
+def known_ids(gt_data: dict) -> tuple[set, set]:
+    """The image ids and category ids of a (checked) ground truth."""
+    return {im["id"] for im in gt_data["images"]}, {c["id"] for c in gt_data["categories"]}
+
+
+def cocoeval(gt_data: dict, results: list[dict], iou_type: str, max_dets: int) -> tuple[dict[str, float], str]:
+    """COCOeval (``bbox`` or ``segm``) of result annotations (ids, areas and boxes filled in) against the ground
+    truth, every image of it scored; the 12 stats by name and the printed summary."""
+    from pycocotools.cocoeval import COCOeval
+
+    gt = _coco_api(gt_data)
+    # pycocotools' loadRes fails on an empty list: build the (possibly empty) result set the same way it would.
+    dt = _coco_api({"images": gt_data["images"], "categories": gt_data["categories"], "annotations": results})
+    ev = COCOeval(gt, dt, iouType=iou_type)
+    ev.params.imgIds = sorted(gt.getImgIds())
     ev.params.maxDets = [1, 10, max_dets]
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):

@@ -77,23 +77,49 @@ def _twins(path: Path) -> list[tuple[str, str]]:
     return [(f"{stem}{scale}{suffix}-pst.yaml", f"{stem}{scale}{suffix}.yaml") for scale in scales]
 
 
-def config_twins() -> list[tuple[str, str]]:
-    """(PST config, its stock twin or baseline) for every shipped PST config and scale, by the names users type."""
-    from pst_yolo.integration.model_parsing import shipped_configs
+def _ships(name: str) -> bool:
+    """Whether this config resolves (Ultralytics' own or pst-yolo's): YOLO26 arrived with Ultralytics 8.4."""
+    from ultralytics.nn.tasks import yaml_model_load
 
-    return [pair for path in shipped_configs() if path.stem.endswith("-pst") for pair in _twins(path)]
+    try:
+        yaml_model_load(name)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def config_twins() -> list[tuple[str, str]]:
+    """(PST config, its stock twin or baseline) for every shipped PST config and scale, by the names users type;
+    configs whose stock twin the installed Ultralytics does not have (YOLO26 before 8.4) are left out."""
+    from pst_yolo.integration.model_parsing import shipped_configs
+    from pst_yolo.integration.registry import register
+
+    register()  # (resolves the baselines shipped in cfg/)
+    twins = [pair for path in shipped_configs() if path.stem.endswith("-pst") for pair in _twins(path)]
+    return [(pst, stock) for pst, stock in twins if _ships(stock)]
+
+
+# The Ultralytics model class of each task (``ultralytics.nn.tasks``).
+MODEL_CLASSES = {
+    "detect": "DetectionModel",
+    "segment": "SegmentationModel",
+    "pose": "PoseModel",
+    "obb": "OBBModel",
+    "classify": "ClassificationModel",
+}
 
 
 def build_model(name: str, nc: Optional[int] = None):
-    """The Ultralytics model (``DetectionModel``, ``ClassificationModel``, ...) for a config name, quietly."""
-    from ultralytics.nn.tasks import ClassificationModel, DetectionModel, guess_model_task, yaml_model_load
+    """The Ultralytics model of the config's task (``DetectionModel``, ``SegmentationModel``, ``PoseModel``,
+    ``OBBModel``, ``ClassificationModel``) for a config name, quietly."""
+    from ultralytics.nn import tasks
 
     from pst_yolo.integration.registry import register
     from pst_yolo.integration.runtime import quiet_ultralytics
 
     register()
-    task = guess_model_task(yaml_model_load(name))
-    builder = ClassificationModel if task == "classify" else DetectionModel
+    task = tasks.guess_model_task(tasks.yaml_model_load(name))
+    builder = getattr(tasks, MODEL_CLASSES.get(task, "DetectionModel"))
     with quiet_ultralytics(), warnings.catch_warnings():  # (Ultralytics' own tiny FLOP probe clamps k)
         warnings.simplefilter("ignore")
         return builder(name, nc=nc, verbose=False) if nc else builder(name, verbose=False)
@@ -106,20 +132,16 @@ def config_rows(
     topk: Sequence[int] = (0, 8),
 ) -> list[dict]:
     """One row per (PST config, scale): params and GFLOPs of the PST model at each k in ``topk`` and of
-    its stock twin. ``imgsz`` defaults to 640 for detectors and 224 for classifiers; ``nc`` to the YAML's."""
+    its stock twin. ``imgsz`` defaults to 640 for detection, segmentation, pose and oriented-box models and
+    224 for classifiers; ``nc`` to the YAML's."""
     from pst_yolo.nn.topk import set_topk
 
     rows = []
     for pst_name, stock_name in twins or config_twins():
         pst, stock = build_model(pst_name, nc), build_model(stock_name, nc)
-        classify = type(pst).__name__ == "ClassificationModel"
-        size = imgsz or (224 if classify else 640)
-        row: dict[str, Any] = {
-            "config": pst_name,
-            "stock": stock_name,
-            "imgsz": size,
-            "task": "classify" if classify else "detect",
-        }
+        task = next(t for t, cls in MODEL_CLASSES.items() if type(pst).__name__ == cls)
+        size = imgsz or (224 if task == "classify" else 640)
+        row: dict[str, Any] = {"config": pst_name, "stock": stock_name, "imgsz": size, "task": task}
         for k in topk:
             set_topk(pst, k)
             s = model_size(pst, size)
