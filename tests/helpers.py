@@ -27,3 +27,81 @@ class CLI:
         assert got == rc, f"exit code {got} (expected {rc}) for {argv}; stderr: {err}"
         assert re.search(match, err), f"{match!r} not in stderr: {err}"
         return err
+
+
+def ultralytics_ships(name: str) -> bool:
+    """Whether the installed Ultralytics has this model config (YOLO26 arrived with 8.4)."""
+    from ultralytics.nn import tasks
+
+    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", name)
+    return any((Path(tasks.__file__).parent.parent / "cfg" / "models").rglob(unified))
+
+
+# --------------------------------------------------------------------------------------------------
+# PST weights where k shows (shared by the top-k and the task end-to-end tests)
+# --------------------------------------------------------------------------------------------------
+def pst_gates(module) -> list:
+    """The fine-branch gate (a Conv1d) of every PST block in ``module``."""
+    import pst_yolo
+
+    return [m.attn.gate_conv1d for _, layer in pst_yolo.pst_layers(module) for m in layer._blocks()]
+
+
+def randomize_gates(module, seed: int = 0) -> None:
+    """A trained-looking gate (non-zero), so "left unchanged" and "updated" are real claims."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for g in pst_gates(module):
+            g.weight.copy_(torch.randn(g.weight.shape, generator=gen) * 0.5)
+            g.bias.copy_(torch.randn(g.bias.shape, generator=gen))
+
+
+def make_attention_matter(module, seed: int = 0, imgsz: int = 64) -> None:
+    """Fresh layers start with tiny attention weights (std 0.02), so k barely moves the outputs;
+    give the projections and the gate ordinary-sized weights so the fine branch visibly counts.
+    ``imgsz``: the size of the random batches that calibrate BatchNorm and the head."""
+    import torch
+
+    import pst_yolo
+
+    randomize_gates(module, seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for _, layer in pst_yolo.pst_layers(module):
+            for block in layer._blocks():
+                for conv in (block.attn.q.conv, block.attn.kv.conv, block.attn.proj.conv):
+                    conv.weight.copy_(
+                        torch.randn(conv.weight.shape, generator=gen) * 0.1 / conv.weight[0].numel() ** 0.5
+                    )
+        # A fresh Detect head's class convs have zero weights and biases of about -10 (a prior for rare
+        # objects), where the sigmoid is flat: both hide every feature change, so make them ordinary.
+        for conv in module.model[-1].modules():
+            if isinstance(conv, torch.nn.Conv2d) and conv.bias is not None:
+                conv.bias.zero_()
+                if not conv.weight.any():
+                    conv.weight.copy_(
+                        torch.randn(conv.weight.shape, generator=gen) * 0.1 / conv.weight[0].numel() ** 0.5
+                    )
+        # Untrained BatchNorm statistics (mean 0, var 1) let activations shrink to ~1e-6 by the neck;
+        # calibrate them on one random batch so features, and so the effect of k, are of ordinary size.
+        bns = [m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        for bn in bns:
+            bn.momentum = 1.0
+        module.train()
+        module(torch.rand(4, 3, imgsz, imgsz, generator=gen))
+        module.eval()
+        for bn in bns:
+            bn.momentum = 0.03
+        # Scale each head output conv so its logits stay within a few units, like a trained head's
+        # (huge box-distribution logits would turn float rounding into visible box differences).
+        head = module.model[-1]
+        finals = [seq[-1] for seq in (*head.cv2, *head.cv3)]
+        peaks = {}
+        hooks = [c.register_forward_hook(lambda m, i, o: peaks.__setitem__(m, float(o.abs().max()))) for c in finals]
+        module(torch.rand(2, 3, imgsz, imgsz, generator=gen))
+        for h in hooks:
+            h.remove()
+        for conv in finals:
+            conv.weight.mul_(4.0 / max(peaks[conv], 1e-6))

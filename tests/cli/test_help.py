@@ -64,6 +64,24 @@ def test_help_defaults_are_the_functions_defaults(name, variant):
     assert checked or not variant.keys or name in ("synth", "coco2yolo", "configs")
 
 
+def test_bench_help_shows_each_tasks_own_defaults():
+    """The help's per-task benchmark defaults (kept in the command table, so help needs no torch) are the
+    benchmark's own: models, and the epochs and batch of the embedded synthetic job."""
+    from pst_yolo.cli.commands import BENCH_DEFAULTS
+    from pst_yolo.eval.bench import TASKS
+
+    assert set(BENCH_DEFAULTS) == set(TASKS) == {"detect", *COMMANDS["bench"].variants}
+    for task, (models, epochs, batch, imgsz) in BENCH_DEFAULTS.items():
+        spec = TASKS[task]
+        assert (models, epochs, batch, imgsz) == (
+            ",".join(spec.default_models),
+            spec.main_epochs,
+            spec.main_batch,
+            spec.stock_imgsz,
+        ), task
+
+
 def test_unknown_task_and_mode_are_errors(cli):
-    cli.error("bench", "task=pose", match="no task=pose; choose from detect, classify")
+    cli.error("bench", "task=depth", match="no task=depth; choose from detect, classify, segment, pose, obb")
+    cli.error("synth", "task=depth", match="no task=depth; choose from detect, classify, segment, pose, obb")
     cli.error("frobnicate", match="unknown mode 'frobnicate'")

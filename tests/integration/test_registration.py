@@ -20,6 +20,7 @@ from ultralytics import YOLO
 from ultralytics.nn import tasks
 
 import pst_yolo
+from helpers import ultralytics_ships
 from pst_yolo.integration.model_parsing import PSTConfigError, cfg_dir
 from pst_yolo.nn.pst import PST
 
@@ -31,18 +32,22 @@ except ImportError:  # older layouts
 pst_yolo.register()  # normally done by the autoload hook already; idempotent
 
 
-def _ultralytics_ships(name: str) -> bool:
-    """Whether the installed Ultralytics has this model config (yolo26 arrived with 8.4)."""
-    import re
-
-    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", name)
-    return any((Path(tasks.__file__).parent.parent / "cfg" / "models").rglob(unified))
-
-
 STOCK = [
     n
-    for n in ("yolo11n.yaml", "yolo12n.yaml", "yolov8n.yaml", "yolo26n.yaml", "yolo11n-seg.yaml", "yolo11n-cls.yaml")
-    if _ultralytics_ships(n)
+    for n in (
+        "yolo11n.yaml",
+        "yolo12n.yaml",
+        "yolov8n.yaml",
+        "yolo26n.yaml",
+        "yolo11n-seg.yaml",
+        "yolo11n-cls.yaml",
+        "yolo11n-pose.yaml",
+        "yolo11n-obb.yaml",
+        "yolo26n-seg.yaml",
+        "yolo26n-pose.yaml",
+        "yolo26n-obb.yaml",
+    )
+    if ultralytics_ships(n)
 ]
 SUBPROCESS_TIMEOUT = 180
 

@@ -16,14 +16,11 @@ import pytest
 import torch
 
 import pst_yolo
+from helpers import make_attention_matter, pst_gates, randomize_gates
 from pst_yolo.nn.fine_train import FineTrainSchedule
 from pst_yolo.nn.topk import DEFAULT_TOPK, parse_topk
 
 IMGSZ = 64
-
-
-def _gates(module: torch.nn.Module) -> list[torch.nn.Module]:
-    return [m.attn.gate_conv1d for _, layer in pst_yolo.pst_layers(module) for m in layer._blocks()]
 
 
 _GATE_CALLS = {"train": 0, "eval": 0}
@@ -51,60 +48,7 @@ class GateCalls:
 
     @staticmethod
     def attach(module: torch.nn.Module) -> list:
-        return [g.register_forward_hook(_count_gate_call) for g in _gates(module)]
-
-
-def _randomize_gates(module: torch.nn.Module, seed: int = 0) -> None:
-    """A trained-looking gate (non-zero), so "left unchanged" and "updated" are real claims."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for g in _gates(module):
-            g.weight.copy_(torch.randn(g.weight.shape, generator=gen) * 0.5)
-            g.bias.copy_(torch.randn(g.bias.shape, generator=gen))
-
-
-def _make_attention_matter(module: torch.nn.Module, seed: int = 0) -> None:
-    """Fresh layers start with tiny attention weights (std 0.02), so k barely moves the outputs;
-    give the projections and the gate ordinary-sized weights so the fine branch visibly counts."""
-    _randomize_gates(module, seed)
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for _, layer in pst_yolo.pst_layers(module):
-            for block in layer._blocks():
-                for conv in (block.attn.q.conv, block.attn.kv.conv, block.attn.proj.conv):
-                    conv.weight.copy_(
-                        torch.randn(conv.weight.shape, generator=gen) * 0.1 / conv.weight[0].numel() ** 0.5
-                    )
-        # A fresh Detect head's class convs have zero weights and biases of about -10 (a prior for rare
-        # objects), where the sigmoid is flat: both hide every feature change, so make them ordinary.
-        for conv in module.model[-1].modules():
-            if isinstance(conv, torch.nn.Conv2d) and conv.bias is not None:
-                conv.bias.zero_()
-                if not conv.weight.any():
-                    conv.weight.copy_(
-                        torch.randn(conv.weight.shape, generator=gen) * 0.1 / conv.weight[0].numel() ** 0.5
-                    )
-        # Untrained BatchNorm statistics (mean 0, var 1) let activations shrink to ~1e-6 by the neck;
-        # calibrate them on one random batch so features, and so the effect of k, are of ordinary size.
-        bns = [m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-        for bn in bns:
-            bn.momentum = 1.0
-        module.train()
-        module(torch.rand(4, 3, IMGSZ, IMGSZ, generator=gen))
-        module.eval()
-        for bn in bns:
-            bn.momentum = 0.03
-        # Scale each head output conv so its logits stay within a few units, like a trained head's
-        # (huge box-distribution logits would turn float rounding into visible box differences).
-        head = module.model[-1]
-        finals = [seq[-1] for seq in (*head.cv2, *head.cv3)]
-        peaks = {}
-        hooks = [c.register_forward_hook(lambda m, i, o: peaks.__setitem__(m, float(o.abs().max()))) for c in finals]
-        module(torch.rand(2, 3, IMGSZ, IMGSZ, generator=gen))
-        for h in hooks:
-            h.remove()
-        for conv in finals:
-            conv.weight.mul_(4.0 / max(peaks[conv], 1e-6))
+        return [g.register_forward_hook(_count_gate_call) for g in pst_gates(module)]
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +69,9 @@ def _train(data_yaml: Path, project: Path, name: str, schedule: str | None = Non
     snap: dict = {}
 
     def on_train_start(trainer):
-        _randomize_gates(trainer.model, seed=1)  # non-zero, so "unchanged" is a real claim
+        randomize_gates(trainer.model, seed=1)  # non-zero, so "unchanged" is a real claim
         trainer.ema.ema.load_state_dict(trainer.model.state_dict())
-        snap["gates"] = [(g.weight.detach().clone(), g.bias.detach().clone()) for g in _gates(trainer.model)]
+        snap["gates"] = [(g.weight.detach().clone(), g.bias.detach().clone()) for g in pst_gates(trainer.model)]
         calls.attach(trainer.model)
         calls.attach(trainer.ema.ema)
 
@@ -166,7 +110,7 @@ def test_training_steps_never_run_fine_branch_but_validation_does(coarse_run):
 @pytest.mark.slow
 def test_coarse_only_training_leaves_gate_bit_identical(coarse_run):
     trainer, before, _ = coarse_run
-    after = [(g.weight, g.bias) for g in _gates(trainer.model)]
+    after = [(g.weight, g.bias) for g in pst_gates(trainer.model)]
     # the rest of the model did train
     assert trainer.epoch == 0 and trainer.tloss is not None
     for (w0, b0), (w1, b1) in zip(before, after):
@@ -177,7 +121,7 @@ def test_coarse_only_training_leaves_gate_bit_identical(coarse_run):
 def test_fine_aware_training_updates_gate(data_yaml, tmp_path):
     trainer, before, calls = _train(data_yaml, tmp_path, "fine", schedule="1")  # fine branch in the last epoch
     assert calls.train > 0
-    after = [(g.weight, g.bias) for g in _gates(trainer.model)]
+    after = [(g.weight, g.bias) for g in pst_gates(trainer.model)]
     assert any(not torch.equal(w0, w1) for (w0, _), (w1, _) in zip(before, after))
     # the saved model trains coarse-only again by default
     assert not any(layer.fine_in_training for _, layer in pst_yolo.pst_layers(trainer.model))
@@ -206,7 +150,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     model = YOLO("yolo11n-pst.yaml")
-    _make_attention_matter(model.model)
+    make_attention_matter(model.model)
     assert pst_yolo.get_topk(model) == DEFAULT_TOPK
     path = tmp_path_factory.mktemp("ckpt") / "pst.pt"
     model.save(str(path))
