@@ -29,6 +29,7 @@ _LAZY = {
     "register": "pst_yolo.integration.registry",
     "cfg_dir": "pst_yolo.integration.model_parsing",
     "shipped_configs": "pst_yolo.integration.model_parsing",
+    "convert": "pst_yolo.integration.authors",
 }
 
 __all__ = ("__version__", *_LAZY)

@@ -57,7 +57,7 @@ def help_text(name: Optional[str] = None) -> str:
     out = []
     for variant in (cmd, *cmd.variants.values()):
         head = f"pst-yolo {name}" + ("" if variant is cmd else f" task={variant.task}")
-        positional = f" [{variant.positional.upper()}]" if variant.positional else ""
+        positional = "".join(f" [{key.upper()}]" for key in variant.positionals)
         out += [
             f"usage: {head}{positional} key=value ...",
             "",
@@ -98,11 +98,13 @@ def run_command(name: str, words: Sequence[str]) -> int:
     cmd = build_commands()[name]
     words = normalize_argv(words)
     cmd, words = _choose_variant(cmd, words)
-    if cmd.positional and words and "=" not in words[0]:
-        words = [f"{cmd.positional}={words[0]}", *words[1:]]
+    n = 0  # leading bare words
+    while n < min(len(cmd.positionals), len(words)) and "=" not in words[n]:
+        n += 1
+    words = [f"{key}={word}" for key, word in zip(cmd.positionals, words[:n])] + words[n:]
     opts = parse_kv(words, cmd.keys, cmd.name if cmd.task == "detect" else f"{cmd.name} task={cmd.task}")
     for key in cmd.keys:  # a key whose default is a plain value the API does not supply itself
-        if key.name == cmd.positional and key.name not in opts and key.default is not None:
+        if key.name in cmd.positionals and key.name not in opts and key.default is not None:
             opts[key.name] = key.default
     return cmd.run(opts)
 

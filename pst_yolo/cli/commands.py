@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Union
 
 from pst_yolo.cli.args import CLIError, Key, optional_int, str_list, to_bool, topk_list, topk_value
 
@@ -24,10 +24,15 @@ class Command:
     api: str  # the Python function it wraps, shown in its help
     run: Callable[[dict], int]
     keys: tuple[Key, ...] = ()
-    positional: Optional[str] = None  # a leading bare word is this key
+    positional: Union[str, tuple[str, ...], None] = None  # leading bare words are these keys, in order
     example: str = ""
     variants: dict = field(default_factory=dict)  # task name -> Command
     task: str = "detect"
+
+    @property
+    def positionals(self) -> tuple[str, ...]:
+        """The keys leading bare words stand for, in order."""
+        return (self.positional,) if isinstance(self.positional, str) else tuple(self.positional or ())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -191,6 +196,17 @@ def run_explain(opts: dict) -> int:
     if image is None:
         raise CLIError("image= is required (an image file or a folder of images)")
     explain(image, opts.pop("model"), **opts)
+    return 0
+
+
+def run_convert(opts: dict) -> int:
+    from pst_yolo.integration.authors import convert
+
+    try:
+        report = convert(**opts)
+    except FileExistsError as e:  # (an OSError: main() reports ValueError/FileNotFoundError as bad input)
+        raise CLIError(str(e)) from e
+    print(report.summary())
     return 0
 
 
@@ -549,6 +565,20 @@ def build_commands() -> dict[str, Command]:
                 Key("name", str, "exp", "run folder name"),
             ),
             example="pst-yolo speed models=yolo11n.yaml,yolo11n-pst.yaml runtime=torch,onnx topk=0,8",
+        ),
+        Command(
+            "convert",
+            "the PST authors' released weights (checkpoints of their P2HCT fork) -> today's format, same weights",
+            "pst_yolo.integration.authors.convert",
+            run_convert,
+            positional=("source", "out"),
+            keys=(
+                Key("source", str, None, "the authors' .pt (or the first bare word)", required=True),
+                Key("out", str, None, "the .pt to write (or the second bare word)", required=True),
+                Key("topk", topk_value, "PST_TOPK if set, else 8", "the k saved with it (0 = coarse only)"),
+                Key("overwrite", to_bool, False, "replace an existing out="),
+            ),
+            example="pst-yolo convert source=their_best.pt out=yolo12n-pst-authors.pt",
         ),
     ]
     return {c.name: c for c in commands}

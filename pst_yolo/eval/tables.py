@@ -72,7 +72,10 @@ def _twins(path: Path) -> list[tuple[str, str]]:
     scales = yaml.safe_load(path.read_text()).get("scales") or {"": None}
     family = re.match(r"(yolo\d+)(.*)-pst$", path.stem)  # yolo11-cls-pst -> ("yolo11", "-cls")
     if family is None:  # e.g. resnet50-cls-pst.yaml next to its baseline resnet50-cls.yaml
-        return [(path.name, path.stem.removesuffix("-pst") + ".yaml")]
+        baseline = path.stem.removesuffix("-pst")
+        if not (path.parent / f"{baseline}.yaml").is_file():  # detectors: resnet50-pst.yaml -> resnet50-det.yaml
+            baseline += "-det"
+        return [(path.name, baseline + ".yaml")]
     stem, suffix = family.groups()
     return [(f"{stem}{scale}{suffix}-pst.yaml", f"{stem}{scale}{suffix}.yaml") for scale in scales]
 

@@ -7,7 +7,9 @@ Internals relied on (ultralytics 8.3.138 - 8.4.x), and why:
   raises instead, naming the layer. If it changed its arguments, ``register()`` reports it.
 - ``tasks.torch_safe_load(weight, ...)`` -- every checkpoint load goes through it (``YOLO("best.pt")``,
   AutoBackend for val/predict, resume); ``PST_TOPK``, when set, overrides the saved k there. Without
-  it, ``PST_TOPK`` would not reach loaded models.
+  it, ``PST_TOPK`` would not reach loaded models. A file that fails to load there and turns out to be a
+  checkpoint of the PST authors' fork is rebuilt by ``authors.load_after_failure`` instead (other files
+  keep Ultralytics' own error).
 - ``torch.serialization.add_safe_globals`` (torch >= 2.4) -- under ``ULTRALYTICS_SAFE_LOAD=1`` only
   allow-listed classes may be unpickled; the PST classes are added.
 """
@@ -53,15 +55,21 @@ def load_with_pst_check(original: Callable, self, weights, verbose: bool = True)
 
 
 def torch_safe_load_with_env_topk(original: Callable, *args, **kwargs):
-    """``tasks.torch_safe_load``, with the PST classes allowed under restricted unpickling and ``PST_TOPK``
-    (when set) applied to the loaded PST layers."""
+    """``tasks.torch_safe_load``, with the PST classes allowed under restricted unpickling, the authors'
+    checkpoints loaded through ``authors`` when the stock load fails, and ``PST_TOPK`` (when set) applied
+    to the loaded PST layers."""
     flush()  # patches waiting for a module that was mid-import at register() time (see registry)
     classes = [PST, PSAttnBlock, PSAttn, GateConv1d]
     with contextlib.suppress(AttributeError):  # torch < 2.4 has no allow-list (ULTRALYTICS_SAFE_LOAD=1)
         torch.serialization.add_safe_globals(classes)
         with contextlib.suppress(TypeError):  # torch >= 2.5: also under their pst-yolo 0.1 names (pst_yolo.pst.*)
             torch.serialization.add_safe_globals([(c, f"pst_yolo.pst.{c.__name__}") for c in classes])
-    ckpt, file = original(*args, **kwargs)
+    try:
+        ckpt, file = original(*args, **kwargs)
+    except Exception as error:  # e.g. a checkpoint of the PST authors' fork, whose classes no longer exist
+        from pst_yolo.integration.authors import load_after_failure
+
+        ckpt, file = load_after_failure(error, *args, **kwargs)  # re-raises `error` for any other file
     k = env_topk()
     if k is not None and isinstance(ckpt, dict):
         for key in ("model", "ema"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from helpers import FIXTURES, REPO
 
 README = (REPO / "README.md").read_text()
 
@@ -92,6 +92,7 @@ def stand_ins(tmp_path_factory) -> dict[str, str]:
         '"val2017"': f'"{root / "data" / "images" / "val"}"',
         "epochs=100": "epochs=1",
         "imgsz=640": "imgsz=64",
+        '"path/to/their_weights.pt"': f'"{FIXTURES / "authors_yolo11n_pst.pt"}"',  # a checkpoint of the authors' fork
     }
 
 
