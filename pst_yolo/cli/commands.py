@@ -58,8 +58,8 @@ def run_synth(opts: dict) -> int:
     from pst_yolo.data.coco_map import MAP_FILE
     from pst_yolo.data.synth import SynthSpec, generate
 
-    out = opts.pop("out")
-    data_yaml = generate(out, _spec(SynthSpec, opts))
+    out, overwrite = opts.pop("out"), opts.pop("overwrite", False)
+    data_yaml = generate(out, _spec(SynthSpec, opts), overwrite=overwrite)
     print(
         f"synthetic dataset written: {data_yaml} (COCO JSON in {data_yaml.parent / 'annotations'}, "
         f"mapping {data_yaml.parent / MAP_FILE})"
@@ -70,9 +70,9 @@ def run_synth(opts: dict) -> int:
 def run_synth_classify(opts: dict) -> int:
     from pst_yolo.data.synth_classify import ClassifySynthSpec, generate_classify
 
-    out = opts.pop("out")
+    out, overwrite = opts.pop("out"), opts.pop("overwrite", False)
     spec = _spec(ClassifySynthSpec, opts)
-    path = generate_classify(out, spec)
+    path = generate_classify(out, spec, overwrite=overwrite)
     print(
         f"synthetic classification dataset written: {path} ({spec.classes} classes x {spec.train} train / "
         f"{spec.val} val images, {spec.imgsz} px); train with: yolo classify train model=yolo11n-cls-pst.yaml "
@@ -205,6 +205,14 @@ def _training_keys(task: str) -> tuple[Key, ...]:
     )
 
 
+OVERWRITE_KEY = Key(
+    "overwrite",
+    to_bool,
+    False,
+    "replace a dataset another command wrote, or write into a folder with other files (kept, never replaced)",
+)
+
+
 def _synth_detect_keys() -> tuple[Key, ...]:
     from pst_yolo.data.synth import SynthSpec
 
@@ -220,6 +228,7 @@ def _synth_detect_keys() -> tuple[Key, ...]:
             )
             for f in fields(SynthSpec)
         ),
+        OVERWRITE_KEY,
     )
 
 
@@ -233,6 +242,7 @@ def _synth_classify_keys() -> tuple[Key, ...]:
             Key(f.name, int, getattr(spec, f.name), "images per class" if f.name in ("train", "val") else "")
             for f in fields(ClassifySynthSpec)
         ),
+        OVERWRITE_KEY,
     )
 
 
@@ -377,6 +387,7 @@ def build_commands() -> dict[str, Command]:
                 Key("out", str, None, "exact PNG path (one image)"),
                 Key("max_side", int, 640, "longest side of each panel"),
                 Key("seed", int, None, "seed torch first: a random-weights .yaml gives the same picture"),
+                Key("overwrite", to_bool, False, "replace an existing out= file"),
             ),
             example="pst-yolo explain image=bus.jpg model=best.pt",
         ),
@@ -430,7 +441,13 @@ def build_commands() -> dict[str, Command]:
                 Key("test_images", str_list, "found the COCO way", "images folder per test JSON"),
                 Key("mode", str, "symlink", "symlink, hardlink or copy the images"),
                 Key("skip", to_bool, False, "drop broken images instead of refusing (counted)"),
-                Key("overwrite", to_bool, False, "replace an earlier conversion in out="),
+                Key(
+                    "overwrite",
+                    to_bool,
+                    False,
+                    "replace an earlier conversion in out= (only the files it wrote), or write into a folder with "
+                    "other files (kept, never replaced)",
+                ),
                 Key("verify", to_bool, True, "open every image to check its size"),
                 Key("tolerance", float, 1.0, "pixels a box may run past the border"),
             ),

@@ -54,7 +54,7 @@ def load_with_pst_check(original: Callable, self, weights, verbose: bool = True)
 
 def torch_safe_load_with_env_topk(original: Callable, *args, **kwargs):
     """``tasks.torch_safe_load``, with the PST classes allowed under restricted unpickling and ``PST_TOPK``
-    (when set) applied to the loaded PST layers."""
+    (when set) applied to the loaded PST layers; checkpoints without PST layers are returned untouched."""
     flush()  # patches waiting for a module that was mid-import at register() time (see registry)
     classes = [PST, PSAttnBlock, PSAttn, GateConv1d]
     with contextlib.suppress(AttributeError):  # torch < 2.4 has no allow-list (ULTRALYTICS_SAFE_LOAD=1)
@@ -62,10 +62,14 @@ def torch_safe_load_with_env_topk(original: Callable, *args, **kwargs):
         with contextlib.suppress(TypeError):  # torch >= 2.5: also under their pst-yolo 0.1 names (pst_yolo.pst.*)
             torch.serialization.add_safe_globals([(c, f"pst_yolo.pst.{c.__name__}") for c in classes])
     ckpt, file = original(*args, **kwargs)
-    k = env_topk()
-    if k is not None and isinstance(ckpt, dict):
-        for key in ("model", "ema"):
-            if isinstance(ckpt.get(key), nn.Module):
-                for _, layer in pst_layers(ckpt[key]):
-                    layer.k = k
+    if isinstance(ckpt, dict):
+        layers = [
+            layer
+            for key in ("model", "ema")
+            if isinstance(ckpt.get(key), nn.Module)
+            for _, layer in pst_layers(ckpt[key])
+        ]
+        k = env_topk() if layers else None  # a stock checkpoint never reads PST_TOPK (a bad value cannot break it)
+        for layer in layers if k is not None else []:
+            layer.k = k
     return ckpt, file
