@@ -7,10 +7,11 @@ generates) goes through :func:`dataset_writer`; every command that writes a run 
 - An empty ``out=`` is an error (it would mean the current directory).
 - The target may not equal, contain or lie inside a source (paths compared after resolving symlinks and
   ``..``): a conversion in place would overwrite the images and JSON it reads.
-- Each folder written records what it holds in ``.pst-yolo-manifest.json``. A non-empty target without one
-  is someone else's folder: it is refused unless ``overwrite=True``, and even then only files listed in a
-  manifest are ever deleted or replaced; the other files stay where they are, and a new file that would
-  replace one of them is refused.
+- Each dataset records what it holds in ``.pst-yolo-manifest.json`` (every file with its size and a hash of
+  its ends). A non-empty target without one is someone else's folder: it is refused unless
+  ``overwrite=True``, and even then only files the manifest lists, unchanged since they were written, are
+  ever deleted or replaced; every other file stays where it is, and a new file that would replace one of
+  them is refused.
 - A dataset is written into a temporary folder next to the target (``.NAME.partial-*``) and renamed into
   place at the end, so an interrupted run leaves either the old dataset or the new one, never a mix (the
   swap itself runs with Ctrl-C deferred).
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import hashlib
 import json
 import os
 import shutil
@@ -113,13 +115,30 @@ def read_manifest(folder: PathLike) -> Optional[dict]:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT or not isinstance(doc.get("files"), list):
+    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT or not isinstance(doc.get("files"), dict):
         return None
     return doc
 
 
+def fingerprint(path: Path) -> str:
+    """What a file holds, cheaply: its size and a hash of its first and last 16 KiB (all of a small file), or
+    a link's target. The same bytes give the same fingerprint, so a manifest is reproducible, and a file the
+    user replaced or edited after we wrote it no longer counts as ours."""
+    if path.is_symlink():
+        return "link:" + os.readlink(path)
+    size = path.stat().st_size
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        digest.update(fh.read(16384))
+        if size > 32768:
+            fh.seek(size - 16384)
+        digest.update(fh.read(16384))
+    return f"{size}:{digest.hexdigest()}"
+
+
 def _write_manifest(folder: Path, kind: str, tool: str, files: Sequence[str], derived: Sequence[str]) -> None:
-    doc = {"format": MANIFEST_FORMAT, "kind": kind, "tool": tool, "derived": list(derived), "files": sorted(files)}
+    listed = {name: fingerprint(folder / name) for name in sorted(files)}
+    doc = {"format": MANIFEST_FORMAT, "kind": kind, "tool": tool, "derived": list(derived), "files": listed}
     (folder / MANIFEST).write_text(json.dumps(doc, indent=0) + "\n")
 
 
@@ -230,11 +249,19 @@ def _existing(target: Path, derived: Sequence[str]) -> _Existing:
     if not names:
         return _Existing("empty")
     manifest = read_manifest(target)
-    listed = set(manifest["files"]) | {MANIFEST} if manifest else set()
+    listed = manifest["files"] if manifest else {}
     patterns = list(derived) + (list(manifest.get("derived", [])) if manifest else [])
-    ours = {n for n in names if n in listed or (manifest and any(fnmatch.fnmatch(n, p) for p in patterns))}
-    foreign = [n for n in names if n not in ours]
-    return _Existing("ours" if manifest else "foreign", ours, foreign)
+
+    def ours(name: str) -> bool:  # listed and unchanged since we wrote it, or derived from what we wrote
+        if not manifest:
+            return False
+        if name == MANIFEST or any(fnmatch.fnmatch(name, p) for p in patterns):
+            return True
+        return name in listed and fingerprint(target / name) == listed[name]
+
+    mine = {n for n in names if ours(n)}
+    foreign = [n for n in names if n not in mine]
+    return _Existing("ours" if manifest else "foreign", mine, foreign)
 
 
 @dataclass

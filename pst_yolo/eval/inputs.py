@@ -46,7 +46,14 @@ def load_model(model: Any, task: Optional[str] = None, quiet: bool = False) -> A
     try:
         with quiet_ultralytics() if quiet else contextlib.nullcontext():
             return YOLO(str(model), task=task) if task else YOLO(str(model))
-    except (FileNotFoundError, ValueError):
+    except FileNotFoundError as e:
+        if Path(str(model)).suffix.lower() in CONFIG_SUFFIXES:
+            raise FileNotFoundError(
+                f"model config not found: {model} (a path to a .yaml file, or a name Ultralytics or pst-yolo "
+                "ships, such as yolo11n.yaml or yolo11n-pst.yaml)"
+            ) from e
+        raise
+    except ValueError:
         raise
     except Exception as e:  # TypeError for a damaged or refused checkpoint, KeyError for a broken YAML, ...
         raise ValueError(f"model {model} cannot be loaded: {str(e).strip() or type(e).__name__}") from e

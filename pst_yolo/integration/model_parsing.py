@@ -111,9 +111,12 @@ def _layer_activation(d: dict):
         return None
     from ultralytics.nn import tasks
 
+    safe = getattr(tasks, "_SafeLoad", None)
     try:
-        return tasks._SafeLoad.activation(act)
-    except Exception:  # parse_model accepts any expression here outside restricted loading
+        return safe.activation(act)
+    except Exception:  # parse_model accepts any expression here outside restricted loading (as stock does)
+        if safe is not None and safe.restricted():
+            raise  # under ULTRALYTICS_SAFE_LOAD=1 no YAML text is evaluated
         return eval(act, vars(tasks))
 
 

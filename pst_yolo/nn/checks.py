@@ -11,10 +11,11 @@ class PSTEnvironmentError(ValueError):
 
 
 def env_error(name: str, value: str, allowed: str) -> PSTEnvironmentError:
-    """The error for a bad ``PST_*`` variable: its name, its value and what it may be."""
+    """The error for a bad ``PST_*`` variable: its name, its value and what it may be (``allowed`` completes
+    "NAME must be ...")."""
     return PSTEnvironmentError(
-        f"environment variable {name}={value!r} is not valid; allowed: {allowed}. Fix or unset it "
-        "(it is read only for models with PST layers)"
+        f"environment variable {name}={value!r} is not valid: {name} must be {allowed}. Fix or unset it "
+        "(pst-yolo reads it only for models with PST layers)"
     )
 
 

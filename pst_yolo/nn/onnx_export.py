@@ -34,7 +34,7 @@ def onnx_attention_mode(layer_setting: Optional[str] = None) -> str:
     raw = os.environ.get(ENV_ONNX_ATTENTION, "")
     mode = raw.strip().lower() or "standard"
     if mode not in ONNX_ATTENTION_MODES:
-        raise env_error(ENV_ONNX_ATTENTION, raw, ", ".join(ONNX_ATTENTION_MODES))
+        raise env_error(ENV_ONNX_ATTENTION, raw, "one of " + ", ".join(ONNX_ATTENTION_MODES))
     return mode
 
 
