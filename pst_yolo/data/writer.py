@@ -34,6 +34,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence, Union
@@ -99,7 +100,7 @@ def check_sources(target: Path, sources: Iterable[PathLike], key: str = "out") -
             how = "is" if target == resolved else ("contains" if target in resolved.parents else "lies inside")
             raise WriterError(
                 f"{key}={target} {how} the input {resolved}: writing there would overwrite or delete what is "
-                f"being read. Choose an {key}= folder outside the inputs"
+                f"being read. Give {key}= a folder outside the inputs"
             )
 
 
@@ -315,25 +316,14 @@ def dataset_writer(
     check_sources(target, sources, key)
     target.parent.mkdir(parents=True, exist_ok=True)
     with target_lock(target, tool):
-        before = _existing(target, derived)
-        manifest = read_manifest(target) if before.kind == "ours" else None
-        if before.kind == "ours" and not overwrite and not (replace_own and manifest.get("tool") == tool):
-            raise WriterError(
-                f"{target} already holds a dataset (written by pst-yolo {manifest.get('tool')}); pass overwrite=true "
-                "to replace it (only the files that run wrote are removed), or choose another output folder"
-            )
-        if before.kind == "foreign" and not overwrite:
-            raise WriterError(
-                f"{target} is not empty and pst-yolo did not write it (no {MANIFEST}): {len(before.foreign)} "
-                f"file(s), e.g. {_examples(before.foreign)}. Choose a new or empty folder, or pass overwrite=true "
-                "to write into it (your files are kept; pst-yolo never replaces a file it did not write)"
-            )
+        _allowed(target, tool, overwrite, replace_own, derived)  # refuse early, before the work
         _remove_stale_partials(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
         (tmp / PARTIAL_MARK).write_text(f"pst-yolo {tool} is writing {target}\n")
         try:
             yield DatasetWrite(target=target, tmp=tmp)
             (tmp / PARTIAL_MARK).unlink()
+            before = _allowed(target, tool, overwrite, replace_own, derived)  # again: the user may have added files
             new = set(_entries(tmp))
             clashes = _clash(new, before.foreign)
             if clashes:
@@ -347,6 +337,24 @@ def dataset_writer(
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _allowed(target: Path, tool: str, overwrite: bool, replace_own: bool, derived: Sequence[str]) -> _Existing:
+    """What is at the target, if this write may go ahead; else the error that says why not."""
+    before = _existing(target, derived)
+    manifest = read_manifest(target) if before.kind == "ours" else None
+    if manifest is not None and not overwrite and not (replace_own and manifest.get("tool") == tool):
+        raise WriterError(
+            f"{target} already holds a dataset (written by pst-yolo {manifest.get('tool')}); pass overwrite=true "
+            "to replace it (only the files that run wrote are removed), or choose another output folder"
+        )
+    if before.kind == "foreign" and not overwrite:
+        raise WriterError(
+            f"{target} is not empty and pst-yolo did not write it (no {MANIFEST}): {len(before.foreign)} "
+            f"file(s), e.g. {_examples(before.foreign)}. Choose a new or empty folder, or pass overwrite=true "
+            "to write into it (your files are kept; pst-yolo never replaces a file it did not write)"
+        )
+    return before
 
 
 def _commit(tmp: Path, target: Path, before: _Existing) -> None:
@@ -372,6 +380,10 @@ def _commit(tmp: Path, target: Path, before: _Existing) -> None:
     for root, _dirs, _files in os.walk(old, topdown=False):  # empty folders last (a non-empty one stays)
         with contextlib.suppress(OSError):
             os.rmdir(root)
+    if old.exists():  # (only if files appeared in the moment between the last check and the swap)
+        warnings.warn(
+            f"pst-yolo kept {old}: it holds files that were not there when {target} was checked", stacklevel=3
+        )
 
 
 # --------------------------------------------------------------------------------------------------
