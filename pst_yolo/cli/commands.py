@@ -195,7 +195,7 @@ def _training_keys(task: str) -> tuple[Key, ...]:
         Key("device", str, "cpu", "cpu, 0, 0,1, ..."),
         Key("project", str, "runs/pst-bench", "parent of the run folder"),
         Key("name", str, "bench" if detect else "classify", "run folder name (numbered if it exists)"),
-        Key("exist_ok", to_bool, False, "reuse an existing run folder"),
+        Key("exist_ok", to_bool, False, "reuse the named run folder (if empty or an earlier pst-yolo run)"),
         Key("recipe", str, "fast (synthetic) / stock", "fast: the embedded set's recipe; stock: Ultralytics' defaults"),
         Key("eval_batch", int, "1" if detect else "1 (synthetic) / batch", "evaluation batch (1: per-image latency)"),
         Key("train", int, None, "generated set: train images (no data= only)"),
@@ -254,7 +254,7 @@ PREDICT_KEYS = (
     Key("device", str, "cpu", "cpu, 0, ..."),
     Key("topk", topk_value, "the model's", "k of every PST layer"),
     Key("project", str, "runs/pst", "parent of the run folder"),
-    Key("save_dir", str, None, "exact output folder instead of project/name"),
+    Key("save_dir", str, None, "exact output folder (new, empty or an earlier pst-yolo run folder)"),
 )
 
 
