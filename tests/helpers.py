@@ -105,3 +105,23 @@ def make_attention_matter(module, seed: int = 0, imgsz: int = 64) -> None:
             h.remove()
         for conv in finals:
             conv.weight.mul_(4.0 / max(peaks[conv], 1e-6))
+
+
+def tree_state(root: Path) -> dict[str, str]:
+    """What is under ``root`` (hidden entries too): relative path -> sha256 of a file's bytes, ``link:<target>``
+    for a symlink (not followed), ``dir`` for a folder. Equal states: nothing was added, removed or changed."""
+    import hashlib
+    import os
+
+    state = {}
+    for base, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = Path(base) / name
+            rel = p.relative_to(root).as_posix()
+            if p.is_symlink():
+                state[rel] = f"link:{os.readlink(p)}"
+            elif p.is_dir():
+                state[rel] = "dir"
+            else:
+                state[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return state

@@ -21,7 +21,7 @@ ALLOWED = {
     "integration": {"integration", "nn"},
     "data": {"data", "integration.runtime"},
     "eval": {"eval", "data", "nn", "integration"},
-    "viz": {"viz", "nn", "integration.runtime"},
+    "viz": {"viz", "nn", "integration.runtime", "data.writer"},
     "cli": {"cli", "nn", "integration", "data", "eval", "viz"},
     "coco": {"eval"},  # the documented import path pst_yolo.coco.evaluate
     "pst": {"nn"},  # the layer's path in pst-yolo 0.1 checkpoints

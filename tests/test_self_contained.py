@@ -13,7 +13,7 @@ FIXTURES = TESTS / "fixtures"
 # Ways a test could reach outside the clone: a sibling folder (the development machine's ../shared),
 # climbing above the repository root, or an absolute path of one particular machine.
 OUTSIDE = [
-    (re.compile(r"""\.\./"""), "a ../ path"),
+    (re.compile(r"""["']\.\./"""), "a path that starts by climbing out (../)"),
     (re.compile(r"""["']shared["']"""), "a 'shared' folder"),
     (re.compile(r"""\bREPO\s*\.\s*parent\b"""), "the folder above the repository"),
     (re.compile(r"""parents\[\s*([2-9]|\d{2,})\s*\]"""), "a folder above the repository"),
@@ -41,6 +41,8 @@ def test_no_test_refers_to_a_path_outside_the_repository(source: Path):
 def test_the_checks_above_catch_an_outside_path():
     bad = 'GOLDEN = REPO.parent / "shared" / "fixtures" / "x.pt"'
     assert sum(bool(p.search(bad)) for p, _ in OUTSIDE) == 2
+    assert any(p.search('open("../shared/fixtures/x.pt")') for p, _ in OUTSIDE)
+    assert not any(p.search('f"out={images}/../.."') for p, _ in OUTSIDE)  # ".." inside a temporary folder is fine
 
 
 @pytest.mark.parametrize(

@@ -128,6 +128,9 @@ def run_stock(words: list[str]) -> int:
             ours[key] = value
         else:
             rest.append(word)
+    model = next((w.partition("=")[2] for w in rest if w.startswith("model=")), None)
+    if ours["topk"] is not None and not model:  # Ultralytics would fall back to its default model: no PST layers
+        raise CLIError("topk= needs model= (a PST checkpoint or config, e.g. model=yolo11n-pst.yaml)")
     try:
         if ours["topk"] is not None:
             os.environ[ENV_TOPK] = str(parse_topk(ours["topk"], source="topk"))
@@ -137,8 +140,7 @@ def run_stock(words: list[str]) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from e
     register()
-    model = next((w.partition("=")[2] for w in rest if w.startswith("model=")), None)
-    if ours["topk"] is not None and model:  # (no model=: Ultralytics' default model, which has no PST layers)
+    if ours["topk"] is not None:
         from ultralytics import YOLO
 
         if not pst_layers(YOLO(model)):  # topk= on a model without PST layers would silently do nothing

@@ -64,8 +64,8 @@ def run_synth(opts: dict) -> int:
     from pst_yolo.data.coco_map import MAP_FILE
     from pst_yolo.data.synth import SynthSpec, generate
 
-    out = opts.pop("out")
-    data_yaml = generate(out, _spec(SynthSpec, opts))
+    out, overwrite = opts.pop("out"), opts.pop("overwrite", False)
+    data_yaml = generate(out, _spec(SynthSpec, opts), overwrite=overwrite)
     print(
         f"synthetic dataset written: {data_yaml} (COCO JSON in {data_yaml.parent / 'annotations'}, "
         f"mapping {data_yaml.parent / MAP_FILE})"
@@ -76,9 +76,9 @@ def run_synth(opts: dict) -> int:
 def run_synth_classify(opts: dict) -> int:
     from pst_yolo.data.synth_classify import ClassifySynthSpec, generate_classify
 
-    out = opts.pop("out")
+    out, overwrite = opts.pop("out"), opts.pop("overwrite", False)
     spec = _spec(ClassifySynthSpec, opts)
-    path = generate_classify(out, spec)
+    path = generate_classify(out, spec, overwrite=overwrite)
     print(
         f"synthetic classification dataset written: {path} ({spec.classes} classes x {spec.train} train / "
         f"{spec.val} val images, {spec.imgsz} px); train with: yolo classify train model=yolo11n-cls-pst.yaml "
@@ -91,9 +91,9 @@ def run_synth_task(opts: dict, task: str) -> int:
     from pst_yolo.data.synth import SynthSpec
     from pst_yolo.data.synth_tasks import generate_task
 
-    out = opts.pop("out")
+    out, overwrite = opts.pop("out"), opts.pop("overwrite", False)
     spec = _spec(SynthSpec, opts)
-    data_yaml = generate_task(out, task, spec)
+    data_yaml = generate_task(out, task, spec, overwrite=overwrite)
     model = f"yolo11n-{'seg' if task == 'segment' else task}-pst.yaml"
     print(
         f"synthetic {task} dataset written: {data_yaml} (COCO JSON in {data_yaml.parent / 'annotations'}); train "
@@ -243,7 +243,7 @@ def _training_keys(task: str) -> tuple[Key, ...]:
         Key("device", str, "cpu", "cpu, 0, 0,1, ..."),
         Key("project", str, "runs/pst-bench", "parent of the run folder"),
         Key("name", str, "bench" if detect else task, "run folder name (numbered if it exists)"),
-        Key("exist_ok", to_bool, False, "reuse an existing run folder"),
+        Key("exist_ok", to_bool, False, "reuse the named run folder (if empty or an earlier pst-yolo run)"),
         Key("recipe", str, "fast (synthetic) / stock", "fast: the embedded set's recipe; stock: Ultralytics' defaults"),
         Key("eval_batch", int, "1" if detect else "1 (synthetic) / batch", "evaluation batch (1: per-image latency)"),
         Key("train", int, None, "generated set: train images (no data= only)"),
@@ -251,6 +251,14 @@ def _training_keys(task: str) -> tuple[Key, ...]:
         Key("synth_imgsz", int, None, "generated set: image size (no data= only)"),
         Key("synth_seed", int, None, "generated set: seed (no data= only)"),
     )
+
+
+OVERWRITE_KEY = Key(
+    "overwrite",
+    to_bool,
+    False,
+    "replace a dataset another command wrote, or write into a folder with other files (kept, never replaced)",
+)
 
 
 def _synth_detect_keys(out: str = "datasets/pst-synth") -> tuple[Key, ...]:
@@ -268,6 +276,7 @@ def _synth_detect_keys(out: str = "datasets/pst-synth") -> tuple[Key, ...]:
             )
             for f in fields(SynthSpec)
         ),
+        OVERWRITE_KEY,
     )
 
 
@@ -281,6 +290,7 @@ def _synth_classify_keys() -> tuple[Key, ...]:
             Key(f.name, int, getattr(spec, f.name), "images per class" if f.name in ("train", "val") else "")
             for f in fields(ClassifySynthSpec)
         ),
+        OVERWRITE_KEY,
     )
 
 
@@ -292,7 +302,7 @@ PREDICT_KEYS = (
     Key("device", str, "cpu", "cpu, 0, ..."),
     Key("topk", topk_value, "the model's", "k of every PST layer"),
     Key("project", str, "runs/pst", "parent of the run folder"),
-    Key("save_dir", str, None, "exact output folder instead of project/name"),
+    Key("save_dir", str, None, "exact output folder (new, empty or an earlier pst-yolo run folder)"),
 )
 
 
@@ -482,6 +492,7 @@ def build_commands() -> dict[str, Command]:
                 Key("out", str, None, "exact PNG path (one image)"),
                 Key("max_side", int, 640, "longest side of each panel"),
                 Key("seed", int, None, "seed torch first: a random-weights .yaml gives the same picture"),
+                Key("overwrite", to_bool, False, "replace an existing out= file"),
             ),
             example="pst-yolo explain image=bus.jpg model=best.pt",
         ),
@@ -535,7 +546,13 @@ def build_commands() -> dict[str, Command]:
                 Key("test_images", str_list, "found the COCO way", "images folder per test JSON"),
                 Key("mode", str, "symlink", "symlink, hardlink or copy the images"),
                 Key("skip", to_bool, False, "drop broken images instead of refusing (counted)"),
-                Key("overwrite", to_bool, False, "replace an earlier conversion in out="),
+                Key(
+                    "overwrite",
+                    to_bool,
+                    False,
+                    "replace an earlier conversion in out= (only the files it wrote), or write into a folder with "
+                    "other files (kept, never replaced)",
+                ),
                 Key("verify", to_bool, True, "open every image to check its size"),
                 Key("tolerance", float, 1.0, "pixels a box may run past the border"),
             ),

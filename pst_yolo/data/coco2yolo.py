@@ -15,6 +15,9 @@ Writes under ``out``::
                                        image and category ids and file names relative to images/<split>
                                        (what evaluation scores against)
 
+The output follows pst_yolo.data.writer: never inside or over an input, written next to ``out`` and renamed
+into place, a non-empty ``out`` that is not an earlier conversion refused unless ``overwrite=True``.
+
 Broken input is refused with counts and examples (image files listed but missing, boxes outside the
 image, unknown category ids, ...); ``skip_invalid=True`` drops the affected images instead and
 reports how many were skipped for which reason.
@@ -30,7 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Sequence, Union
 
+import cv2
+
+from pst_yolo.data.coco_json import ImageFileError, decode_image, load_coco_json
 from pst_yolo.data.coco_map import MAP_FILE, write_map
+from pst_yolo.data.writer import WriterError, dataset_writer
 from pst_yolo.integration.runtime import progress
 
 PathLike = Union[str, Path]
@@ -143,6 +150,35 @@ def _rel_name(file_name: str) -> str | None:
     return p.as_posix()
 
 
+def _source_file(file_name: str, images: Path) -> Path:
+    """The file an image entry names: absolute, relative to the images folder, or its last part there."""
+    name = Path(file_name)
+    src = name if name.is_absolute() else images / name
+    if not src.is_file() and not name.is_absolute() and (images / name.name).is_file():
+        src = images / name.name
+    return src
+
+
+def _decoded_sizes(imgs, images: Path, img_formats: set, json_path: Path) -> dict[int, tuple[int, int] | str]:
+    """Decode every listed image that exists (OpenCV, in threads): ``{id(_Image): (width, height) or the
+    reason it cannot be decoded}``. A full decode, not a header read: truncated files are found too."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def size(img: _Image) -> tuple[int, tuple[int, int] | str | None]:
+        src = _source_file(img.info["file_name"], images)
+        if not src.is_file() or src.suffix.lower().lstrip(".") not in img_formats:
+            return id(img), None
+        try:
+            h, w = decode_image(src, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION).shape[:2]
+        except ImageFileError as e:
+            return id(img), str(e)
+        return id(img), (w, h)
+
+    imgs = list(imgs)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # OpenCV decodes without the GIL
+        return dict(progress(pool.map(size, imgs), desc=f"checking {json_path.name}", total=len(imgs)))
+
+
 def _scan(
     json_path: Path,
     images: Path,
@@ -153,20 +189,9 @@ def _scan(
     categories: dict[int, str],
 ) -> tuple[dict, list[_Image], Counter]:
     """Read one (JSON, images) pair and find every problem in it, writing nothing."""
-    if not json_path.is_file():
-        raise CocoConversionError(f"annotations file not found: {json_path}")
     if not images.is_dir():
         raise CocoConversionError(f"images folder not found: {images} (paired with {json_path})")
-    try:
-        data = json.loads(json_path.read_text())
-    except json.JSONDecodeError as e:
-        raise CocoConversionError(f"{json_path} is not valid JSON: {e}") from e
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("images"), list)
-        or not isinstance(data.get("categories"), list)
-    ):
-        raise CocoConversionError(f"{json_path} is not a COCO instances file (needs 'images' and 'categories' lists)")
+    data, _ = load_coco_json(json_path, error=CocoConversionError)
     for c in data["categories"]:
         cid, name = c.get("id"), str(c.get("name", c.get("id")))
         if not isinstance(cid, int):
@@ -206,27 +231,21 @@ def _scan(
         else:
             img.annotations.append(a)
 
-    from PIL import Image
-
-    for img in progress(by_id.values(), desc=f"checking {json_path.name}", total=len(by_id)):
+    sizes = _decoded_sizes(by_id.values(), images, img_formats, json_path) if verify else {}
+    for img in by_id.values():
         im = img.info
-        name = Path(im["file_name"])
-        src = name if name.is_absolute() else images / name
-        if not src.is_file() and not name.is_absolute() and (images / name.name).is_file():
-            src = images / name.name
+        src = _source_file(im["file_name"], images)
         w, h = im.get("width"), im.get("height")
         if not src.is_file():
             img.problems.append((MISSING, str(src)))
         elif src.suffix.lower().lstrip(".") not in img_formats:
             img.problems.append((FORMAT, str(src)))
         elif verify:
-            try:
-                with Image.open(src) as pil:
-                    fw, fh = pil.size
-            except Exception as e:  # PIL raises many types for broken files
-                img.problems.append((UNREADABLE, f"{src}: {e}"))
-                fw = fh = None
-            if fw is not None:
+            decoded = sizes[id(img)]
+            if isinstance(decoded, str):
+                img.problems.append((UNREADABLE, decoded))
+            else:
+                fw, fh = decoded
                 if w is None or h is None:
                     w, h = fw, fh
                 elif (w, h) != (fw, fh):
@@ -300,7 +319,9 @@ def convert(
             them (merged; each pair's images go to a sub-folder named after its JSON). ``val`` is required.
         mode: ``symlink`` (default), ``hardlink`` or ``copy`` the images (links fall back to copies).
         skip_invalid: drop images with problems (counted in the report) instead of refusing.
-        overwrite: replace an earlier conversion in ``out``.
+        overwrite: replace an earlier conversion in ``out`` (only the files it wrote go), or write into a
+            folder with other files (kept; a file of the same name as one of ours is refused). Without it,
+            a non-empty ``out`` is refused. ``out`` may not be, contain or lie inside an input.
         verify_images: open every image header to check its size against the JSON (and fill
             missing sizes); off = trust the JSON.
         tolerance: boxes may run past the border by this many pixels (clipped); more is an error.
@@ -313,14 +334,19 @@ def convert(
     sources = {s: _pairs(v) for s, v in (("train", train), ("val", val), ("test", test)) if v is not None}
     if not sources.get("val"):
         raise CocoConversionError("a val split is required (the COCO JSON that evaluation scores against)")
+    inputs = [p for pairs in sources.values() for pair in pairs for p in pair]
+    # The target is checked first (not a source, not someone else's folder); then everything is read and
+    # checked before anything is written; the dataset is written next to the target and renamed into place.
+    try:
+        with dataset_writer(
+            out, "coco2yolo", sources=inputs, overwrite=overwrite, replace_own=False, derived=("labels/*.cache",)
+        ) as w:
+            scan = _scan_all(sources, verify_images, tolerance, skip_invalid, verbose)
+            report = _write(w.tmp, scan, mode, verbose)
+    except WriterError as e:
+        raise CocoConversionError(str(e)) from None
     out = Path(out)
-    if (out / "data.yaml").exists() and not overwrite:
-        raise CocoConversionError(
-            f"{out} already holds a dataset (data.yaml); choose another out= or pass overwrite=True"
-        )
-    # Read and check everything first: nothing is written before the input is known to be good.
-    scan = _scan_all(sources, verify_images, tolerance, skip_invalid, verbose)
-    report = _write(out, scan, mode, verbose)
+    report.out, report.data_yaml, report.mapping = out, out / "data.yaml", out / MAP_FILE
     if verbose:
         print(report.summary())
     return report
@@ -415,18 +441,11 @@ def _label_lines(img: _Image, index: dict[int, int], c: SplitCounts) -> list[str
 
 
 def _write(out: Path, scan: _Scan, mode: str, verbose: bool) -> ConversionReport:
-    """Write images, labels, per-split COCO JSON, coco_map.json and data.yaml under ``out``."""
+    """Write images, labels, per-split COCO JSON, coco_map.json and data.yaml under ``out`` (a new folder)."""
     cat_ids = sorted(scan.categories)
     names = [scan.categories[c] for c in cat_ids]
     index = {c: i for i, c in enumerate(cat_ids)}
-    out.mkdir(parents=True, exist_ok=True)
-    for split in scan.sources:
-        for sub in (out / "images" / split, out / "labels" / split):
-            if sub.exists():
-                shutil.rmtree(sub)
-    for cache in (out / "labels").glob("*.cache"):
-        cache.unlink()
-    (out / "annotations").mkdir(exist_ok=True)
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
     map_splits, sources_doc = {}, {}
     for split, entries in scan.entries.items():
         c = scan.counts[split]

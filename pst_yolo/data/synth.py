@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from pst_yolo.data.coco_map import MAP_FILE, write_map
+from pst_yolo.data.writer import MAX_IMGSZ, check_memory, dataset_writer
 from pst_yolo.integration.runtime import progress
 
 CLASS_NAMES = ("disc", "square", "triangle", "ring", "cross")
@@ -62,6 +63,8 @@ class SynthSpec:
             problems.append("train + val must be at least 1")
         if self.imgsz < 32:
             problems.append(f"imgsz must be >= 32 pixels (got {self.imgsz})")
+        if self.imgsz > MAX_IMGSZ:
+            problems.append(f"imgsz must be <= {MAX_IMGSZ} pixels (got {self.imgsz})")
         if not 1 <= self.min_objects <= self.max_objects:
             problems.append(f"need 1 <= min_objects <= max_objects (got {self.min_objects}, {self.max_objects})")
         if not 0 < self.min_side <= self.max_side <= 0.95:
@@ -267,17 +270,27 @@ def draw_scene(rng: np.random.Generator, spec: SynthSpec, shape: ShapeHook | Non
 # ---------------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------------
-def generate(out: str | Path, spec: SynthSpec = SynthSpec()) -> Path:
-    """Write the dataset (layout in the module docstring) and return the path of ``data.yaml``."""
-    out = Path(out)
+def generate(out: str | Path, spec: SynthSpec = SynthSpec(), overwrite: bool = False) -> Path:
+    """Write the dataset (layout in the module docstring) and return the path of ``data.yaml``.
+
+    Written by the rules of :mod:`pst_yolo.data.writer`: an earlier ``generate`` output in ``out`` is
+    replaced as a whole (an interrupted run leaves it intact); a folder with other files is refused unless
+    ``overwrite=True``, and even then none of them is replaced.
+    """
+    check_memory(spec.imgsz, 3 * 8 * 6)  # float64 colour planes: background, blend and noise, a few at a time
+    with dataset_writer(out, "synth", overwrite=overwrite, derived=("labels/*.cache",)) as w:
+        _write_dataset(w.tmp, spec)
+    return Path(out) / "data.yaml"
+
+
+def _write_dataset(out: Path, spec: SynthSpec) -> None:
+    """Write every file of the dataset under ``out`` (a new, empty folder)."""
     categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASS_NAMES)]
     splits = {}
     for split, count in (("train", spec.train), ("val", spec.val)):
         img_dir, lbl_dir = out / "images" / split, out / "labels" / split
         img_dir.mkdir(parents=True, exist_ok=True)
         lbl_dir.mkdir(parents=True, exist_ok=True)
-        for stale in [*img_dir.glob(f"{split}_*.png"), *lbl_dir.glob(f"{split}_*.txt")]:
-            stale.unlink()  # a smaller re-generation into the same folder must not keep old images
         images, annotations = [], []
         size = spec.imgsz
         for idx in progress(range(count), desc=f"synth {split}", total=count):
@@ -311,18 +324,14 @@ def generate(out: str | Path, spec: SynthSpec = SynthSpec()) -> Path:
         ann_path = out / "annotations" / f"instances_{split}.json"
         ann_path.write_text(json.dumps(coco))
         splits[split] = [{"annotations": ann_path, "images": img_dir}]
-    for stale in (out / "labels").glob("*.cache"):
-        stale.unlink()  # Ultralytics' label cache of an earlier generation
     write_map(
         out / MAP_FILE, CLASS_NAMES, [c["id"] for c in categories], splits, source="pst-yolo synth", spec=asdict(spec)
     )
-    data_yaml = out / "data.yaml"
     names = "".join(f"  {i}: {n}\n" for i, n in enumerate(CLASS_NAMES))
-    data_yaml.write_text(
+    (out / "data.yaml").write_text(
         "# pst-yolo synthetic detection set (pst-yolo synth); dataset root = this file's folder\n"
         f"train: images/train\nval: images/val\nnames:\n{names}"
     )
-    return data_yaml
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pst_yolo.data.writer import MAX_IMGSZ, check_memory, dataset_writer
+
 # ---------------------------------------------------------------------------------------------
 # Synthetic ImageFolder dataset
 # ---------------------------------------------------------------------------------------------
@@ -49,6 +51,8 @@ class ClassifySynthSpec:
             )
         if self.imgsz < 32:
             problems.append(f"imgsz must be >= 32 (got {self.imgsz})")
+        if self.imgsz > MAX_IMGSZ:
+            problems.append(f"imgsz must be <= {MAX_IMGSZ} pixels (got {self.imgsz})")
         if not 2 <= self.classes <= len(CLASS_NAMES):
             problems.append(f"classes must be between 2 and {len(CLASS_NAMES)} (got {self.classes})")
         if problems:
@@ -152,38 +156,40 @@ def draw_classify_image(rng: np.random.Generator, name: str, imgsz: int) -> np.n
     return np.clip(img, 0, 255).astype(np.uint8)[..., ::-1].copy()  # RGB -> BGR for cv2.imwrite
 
 
-def generate_classify(out: str | Path, spec: ClassifySynthSpec = ClassifySynthSpec(), verbose: bool = False) -> Path:
+def generate_classify(
+    out: str | Path, spec: ClassifySynthSpec = ClassifySynthSpec(), verbose: bool = False, overwrite: bool = False
+) -> Path:
     """Write the synthetic ImageFolder set under ``out``; return ``out`` (what ``data=`` takes).
 
     Layout: ``out/train/<class>/train_<class>_00000.png``, ``out/val/<class>/...``, and ``synth_classify.json``
     (the spec). Each image comes from a NumPy generator seeded with ``[seed, split, class, index]``, so the
     same arguments give the same files, and the val split does not change with the size of the train split.
-    Files from an earlier run in ``out/{train,val}/<class>/`` named like ours are replaced, nothing else.
+    Written by the rules of :mod:`pst_yolo.data.writer`: an earlier set written here is replaced as a whole
+    (an interrupted run leaves it intact); a folder with other files is refused unless ``overwrite=True``.
     """
     import cv2
 
-    out = Path(out)
+    check_memory(spec.imgsz, 64)  # a 4x supersampled mask and float32 colour planes
     counts = {"train": spec.train, "val": spec.val}
-    for split, n in counts.items():
-        for ci, name in enumerate(spec.names):
-            folder = out / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for stale in folder.glob(f"{split}_{name}_*.png"):
-                stale.unlink()
-            for idx in range(n):
-                rng = np.random.default_rng([spec.seed, _SPLIT_IDS[split], ci, idx])
-                img = draw_classify_image(rng, name, spec.imgsz)
-                cv2.imwrite(str(folder / f"{split}_{name}_{idx:05d}.png"), img)
-        if verbose:
-            print(f"  {split}: {n} images x {spec.classes} classes")
-    doc = {
-        "format": SPEC_FORMAT,
-        "source": "pst-yolo synth task=classify",
-        "names": list(spec.names),
-        "spec": asdict(spec),
-    }
-    (out / SPEC_FILE).write_text(json.dumps(doc, indent=1) + "\n")
-    return out
+    with dataset_writer(out, "synth task=classify", overwrite=overwrite) as w:
+        for split, n in counts.items():
+            for ci, name in enumerate(spec.names):
+                folder = w.tmp / split / name
+                folder.mkdir(parents=True, exist_ok=True)
+                for idx in range(n):
+                    rng = np.random.default_rng([spec.seed, _SPLIT_IDS[split], ci, idx])
+                    img = draw_classify_image(rng, name, spec.imgsz)
+                    cv2.imwrite(str(folder / f"{split}_{name}_{idx:05d}.png"), img)
+            if verbose:
+                print(f"  {split}: {n} images x {spec.classes} classes")
+        doc = {
+            "format": SPEC_FORMAT,
+            "source": "pst-yolo synth task=classify",
+            "names": list(spec.names),
+            "spec": asdict(spec),
+        }
+        (w.tmp / SPEC_FILE).write_text(json.dumps(doc, indent=1) + "\n")
+    return Path(out)
 
 
 def read_classify_spec(data: str | Path) -> dict | None:

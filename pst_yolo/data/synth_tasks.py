@@ -37,6 +37,7 @@ import numpy as np
 
 from pst_yolo.data.coco_map import MAP_FILE, write_map
 from pst_yolo.data.synth import _SPLIT_IDS, CLASS_NAMES, Scene, SynthSpec, draw_scene, visible_boxes
+from pst_yolo.data.writer import check_memory, dataset_writer
 from pst_yolo.integration.runtime import progress
 
 TASKS = ("segment", "pose", "obb")
@@ -182,12 +183,20 @@ def _check_task(task: str) -> str:
     return task
 
 
-def generate_task(out: str | Path, task: str, spec: Optional[SynthSpec] = None) -> Path:
+def generate_task(out: str | Path, task: str, spec: Optional[SynthSpec] = None, overwrite: bool = False) -> Path:
     """Write the ``task`` dataset (layout in the module docstring) and return the path of ``data.yaml``;
-    ``spec`` defaults to ``SynthSpec()``, as for detection."""
+    ``spec`` defaults to ``SynthSpec()``, as for detection. Written by the rules of :mod:`pst_yolo.data.writer`,
+    as ``generate`` writes the detection set (``overwrite`` as there)."""
     _check_task(task)
     spec = spec or SynthSpec()
-    out = Path(out)
+    check_memory(spec.imgsz, 3 * 8 * 6)  # the same drawing as the detection set
+    with dataset_writer(out, "synth", overwrite=overwrite, derived=("labels/*.cache",)) as w:
+        _write_task_dataset(w.tmp, task, spec)
+    return Path(out) / "data.yaml"
+
+
+def _write_task_dataset(out: Path, task: str, spec: SynthSpec) -> None:
+    """Write every file of the ``task`` dataset under ``out`` (a new, empty folder)."""
     categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASS_NAMES)]
     if task == "pose":
         for c in categories:
@@ -197,8 +206,6 @@ def generate_task(out: str | Path, task: str, spec: Optional[SynthSpec] = None) 
         img_dir, lbl_dir = out / "images" / split, out / "labels" / split
         img_dir.mkdir(parents=True, exist_ok=True)
         lbl_dir.mkdir(parents=True, exist_ok=True)
-        for stale in [*img_dir.glob(f"{split}_*.png"), *lbl_dir.glob(f"{split}_*.txt")]:
-            stale.unlink()  # a smaller re-generation into the same folder must not keep old images
         images, annotations = [], []
         for idx in progress(range(count), desc=f"synth {task} {split}", total=count):
             rng = np.random.default_rng([spec.seed, _SPLIT_IDS[split], idx])  # as the detection set: same images
@@ -219,8 +226,6 @@ def generate_task(out: str | Path, task: str, spec: Optional[SynthSpec] = None) 
         ann_path = out / "annotations" / f"instances_{split}.json"
         ann_path.write_text(json.dumps(coco))
         splits[split] = [{"annotations": ann_path, "images": img_dir}]
-    for stale in (out / "labels").glob("*.cache"):
-        stale.unlink()  # Ultralytics' label cache of an earlier generation
     write_map(
         out / MAP_FILE,
         CLASS_NAMES,
@@ -238,12 +243,10 @@ def generate_task(out: str | Path, task: str, spec: Optional[SynthSpec] = None) 
             "would apply this left-right swap to vertical flips too\n"
             f"kpt_names:\n" + "".join(f"  {i}: [{', '.join(KPT_NAMES)}]\n" for i in range(len(CLASS_NAMES)))
         )
-    data_yaml = out / "data.yaml"
-    data_yaml.write_text(
+    (out / "data.yaml").write_text(
         f"# pst-yolo synthetic {task} set (pst-yolo synth task={task}); dataset root = this file's folder\n"
         f"train: images/train\nval: images/val\n{extra}names:\n{names}"
     )
-    return data_yaml
 
 
 def dataset_task(data: str | Path) -> str | None:

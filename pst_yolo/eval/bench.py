@@ -102,6 +102,7 @@ class BenchTask:
     score: Callable[..., tuple[dict[str, float], Optional[float], Optional[str]]]
     stock_imgsz: int = 640
     eval_batch: Optional[int] = None  # default evaluation batch; None: 1 on synthetic sets (latency), else batch
+    check: Optional[Callable[..., None]] = None  # (data, annotations, images, split): refuse unusable data early
 
 
 def _prepare_detect(data, run_dir: Path, synth, annotations, images, split: str, verbose: bool) -> Dataset:
@@ -357,6 +358,28 @@ def _score_task(
     return stats, float(metrics.speed.get("inference", math.nan)), None if saved is None else str(saved)
 
 
+def _check_detect_data(data, annotations, images, split: str) -> None:
+    """A given dataset must have a readable val COCO JSON with objects, and every image it lists."""
+    from pst_yolo.eval.coco import CocoDataError, image_paths, load_ground_truth
+
+    if data is None and annotations is None:
+        return  # the embedded synthetic set is generated
+    data_yaml = _find_data_yaml(data) if data is not None else None
+    ann_path, img_dir, _, _ = _coco_source(data_yaml, annotations, images)
+    gt = load_ground_truth(ann_path)
+    if not gt["images"] or not gt["annotations"]:
+        raise CocoDataError(f"{ann_path} lists no {'images' if not gt['images'] else 'annotations'}: nothing to score")
+    image_paths(gt, img_dir)
+
+
+def _check_classify_data(data, annotations, images, split: str) -> None:
+    if data is not None and not (Path(data) / "train").is_dir() and not (Path(data) / split).is_dir():
+        raise FileNotFoundError(
+            f"data={data}: expected an ImageFolder root with train/ and {split}/ folders "
+            "(one subfolder per class), e.g. one written by `pst-yolo synth task=classify`"
+        )
+
+
 STAT_NAMES_DETECT = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
 # The main job (`pst-yolo bench` with no arguments): dataset size, image size and training recipe tuned
@@ -385,6 +408,7 @@ DETECT = BenchTask(
     prepare=_prepare_detect,
     score=_score_detect,
     eval_batch=1,  # ms/image is single-image latency on every dataset
+    check=_check_detect_data,
 )
 
 # The embedded classification default: 10 classes x 80 train / 20 val images at 96 px (3 x 3 = 9 stride-32
@@ -418,6 +442,7 @@ CLASSIFY = BenchTask(
     prepare=_prepare_classify,
     score=_score_classify,
     stock_imgsz=224,
+    check=_check_classify_data,
 )
 
 
@@ -577,32 +602,31 @@ def bench(
         task: ``detect``, ``classify``, ``segment``, ``pose`` or ``obb``.
     """
     from ultralytics import YOLO
-    from ultralytics.utils.files import increment_path
 
+    from pst_yolo.data.writer import run_folder
+    from pst_yolo.eval.inputs import check_positive, load_model
     from pst_yolo.nn.topk import get_topk, pst_layers, set_topk
 
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     spec = TASKS[task]
     t_start = time.perf_counter()
+    # Every input is checked before anything is trained: settings, data, and that each model loads.
     models, topk = check_bench_inputs(models or spec.default_models, topk, recipe)
+    check_positive(epochs=epochs, imgsz=imgsz, batch=batch, eval_batch=eval_batch)
+    if workers < 0:
+        raise ValueError(f"workers={workers}: must be >= 0")
     to_train = [m for m in models if Path(m).suffix in (".yaml", ".yml")]
     _check_model_tasks(to_train, spec)
-    if (
-        task == "classify"
-        and data is not None
-        and not (Path(data) / "train").is_dir()
-        and not (Path(data) / split).is_dir()
-    ):
-        raise FileNotFoundError(
-            f"data={data}: expected an ImageFolder root with train/ and {split}/ folders "
-            "(one subfolder per class), e.g. one written by `pst-yolo synth task=classify`"
-        )
+    if spec.check is not None:
+        spec.check(data, annotations, images, split)
+    for m in models:
+        load_model(m, task=task, quiet=True)
 
-    run_dir = increment_path(
-        Path(project) / (name or ("bench" if task == "detect" else task)), exist_ok=exist_ok
-    ).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # A new numbered folder, or with exist_ok the named one if it is empty or an earlier pst-yolo run folder.
+    run_dir = run_folder(
+        Path(project) / (name or ("bench" if task == "detect" else task)), "bench", numbered=not exist_ok, key="name"
+    )
     dataset = spec.prepare(data, run_dir, synth, annotations, images, split, verbose)
     if to_train and dataset.train is None:
         raise ValueError(f"{', '.join(to_train)} must be trained, which needs data= (a data.yaml with a train split)")

@@ -26,7 +26,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from pst_yolo.data.coco_json import ImageFileError, decode_image, load_coco_json
 from pst_yolo.data.coco_map import read_map
+from pst_yolo.eval.inputs import check_fraction, check_positive, load_model
 from pst_yolo.integration.runtime import progress as progress_bar
 from pst_yolo.nn.topk import pst_layers
 from pst_yolo.nn.topk import topk as topk_context
@@ -78,20 +80,8 @@ def load_ground_truth(annotations: str | Path | Mapping) -> dict:
     Fills what pycocotools needs but files often lack (``area`` = w*h, ``iscrowd`` = 0, unique
     non-zero annotation ids) and refuses what would make the scores wrong, naming the fix.
     """
-    if isinstance(annotations, Mapping):
-        data, where = json.loads(json.dumps(annotations)), "the annotations dict"
-    else:
-        path = Path(annotations)
-        if not path.is_file():
-            raise CocoDataError(f"annotations file not found: {path} (give a COCO instances JSON)")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise CocoDataError(f"{path} is not valid JSON: {e}") from e
-        where = str(path)
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")):
-        raise CocoDataError(f"{where} is not a COCO instances file: it needs 'images' and 'categories' lists")
-    data.setdefault("annotations", [])
+    # structure, finite numbers, no null entries (an empty image list is refused where something is run on it)
+    data, where = load_coco_json(annotations, error=CocoDataError, need_images=False)
     images, cats = data["images"], data["categories"]
     image_ids = [im.get("id") for im in images]
     cat_ids = [c.get("id") for c in cats]
@@ -184,12 +174,12 @@ def read_image(path: Path, width: int | None = None, height: int | None = None) 
     width/height describe: raw pixel order first, EXIF-rotated if only that matches."""
     import cv2
 
-    buf = np.fromfile(str(path), np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if img is None:
-        raise CocoDataError(f"cannot decode image {path} (not an image file OpenCV can read)")
+    try:
+        img = decode_image(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    except ImageFileError as e:
+        raise CocoDataError(str(e)) from None
     if width and height and img.shape[:2] != (height, width):
-        rotated = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        rotated = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)
         if rotated is not None and rotated.shape[:2] == (height, width):
             return rotated
         raise CocoDataError(
@@ -322,6 +312,8 @@ def cocoeval(gt_data: dict, results: list[dict], iou_type: str, max_dets: int) -
     truth, every image of it scored; the 12 stats by name and the printed summary."""
     from pycocotools.cocoeval import COCOeval
 
+    if not gt_data["annotations"]:
+        raise CocoDataError("the annotations have no objects: every AP would be -1 (no ground truth), not a score")
     gt = _coco_api(gt_data)
     # pycocotools' loadRes fails on an empty list: build the (possibly empty) result set the same way it would.
     dt = _coco_api({"images": gt_data["images"], "categories": gt_data["categories"], "annotations": results})
@@ -344,11 +336,25 @@ Detector = Callable[[list], list]  # images (BGR arrays) -> per image an (n, 6) 
 
 
 def _load_model(model: Any):
-    if isinstance(model, (str, Path)):
-        from ultralytics import YOLO
+    return load_model(model) if isinstance(model, (str, Path)) else model
 
-        return YOLO(str(model))
-    return model
+
+def _check_save(save: Path, annotations: Any) -> None:
+    """The detections file may replace an earlier detections file, never the ground truth or another file."""
+    if save.is_dir():
+        raise ValueError(f"save={save} is a folder; give the path of the detections JSON to write")
+    if not isinstance(annotations, Mapping) and save.resolve() == Path(annotations).resolve():
+        raise ValueError(f"save={save} is the annotations file itself; choose another path for the detections")
+    if save.exists():
+        try:
+            earlier = json.loads(save.read_text())
+        except (OSError, ValueError):
+            earlier = None
+        if not isinstance(earlier, list) or not all(isinstance(d, dict) and "image_id" in d for d in earlier):
+            raise ValueError(
+                f"save={save} exists and is not a detections JSON written by an earlier evaluation; "
+                "choose another path (it is not replaced)"
+            )
 
 
 def _yolo_detector(yolo, imgsz: int, conf: float, iou: float, max_det: int, device: str | None) -> Detector:
@@ -410,10 +416,29 @@ def evaluate(
         :class:`CocoResult`: ``stats`` (the 12 COCOeval numbers by name), ``detections`` (the JSON
         path), ``ms_per_image`` (wall time of preprocess + inference + NMS per image, batch ``batch``).
     """
+    # Every input is checked before the model runs: settings, ground truth, image files, output path, model.
+    check_positive(imgsz=imgsz, batch=batch, max_det=max_det)
+    check_fraction(conf=conf, iou=iou)
+    if topk is not None and (isinstance(topk, bool) or int(topk) < 0):
+        raise ValueError(f"topk={topk!r}: must be a non-negative integer (0 = coarse only) or None")
     gt_data = load_ground_truth(annotations)
+    where = "the annotations dict" if isinstance(annotations, Mapping) else str(annotations)
     if not gt_data["images"]:
-        raise CocoDataError("the annotations list no images: nothing to evaluate")
+        raise CocoDataError(f"{where} lists no images: nothing to evaluate")
+    if not gt_data["annotations"]:
+        raise CocoDataError(
+            f"{where} has no annotations: every AP would be -1 (COCO's 'no ground truth'), not a score. "
+            "Evaluate on a split with labelled objects"
+        )
     paths = image_paths(gt_data, images)
+    empty = [p for p in paths if p.stat().st_size == 0]
+    if empty:
+        raise CocoDataError(
+            f"{len(empty)} of {len(paths)} image file(s) are empty (0 bytes), e.g. {', '.join(map(str, empty[:3]))}: "
+            "corrupt or truncated images; replace them"
+        )
+    if save is not None:
+        _check_save(Path(save), annotations)
     model = _load_model(model)
     yolo = _is_yolo(model)
     if names is None:
@@ -436,8 +461,6 @@ def evaluate(
             raise ValueError("topk= was given, but this model has no PST layers; leave topk unset for it")
         context = topk_context(model, int(topk))
 
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
     results, unmapped, seconds = [], 0, 0.0
     with context:
         if yolo and paths:  # warm-up outside the timing (first calls build the predictor, fuse, allocate)
@@ -480,6 +503,7 @@ def evaluate(
     if save is None:
         stem = Path(str(getattr(model, "ckpt_path", None) or getattr(model, "model_name", None) or "model")).stem
         save = Path("runs/pst-coco") / f"{stem}{'' if topk is None else f'_k{topk}'}_detections.json"
+        _check_save(save, annotations)
     save = Path(save)
     save.parent.mkdir(parents=True, exist_ok=True)
     save.write_text(json.dumps(results))

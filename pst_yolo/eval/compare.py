@@ -24,16 +24,23 @@ def compare(
     has ``k`` and ``ms/image`` (Ultralytics' measured inference time per image). The model's own k
     is restored afterwards. Writes ``compare.md``/``compare.csv`` into ``save_dir`` when given.
     """
-    from ultralytics import YOLO
-
+    from pst_yolo.data.writer import check_run_folder, run_folder
+    from pst_yolo.eval.inputs import check_dataset_arg, check_positive, load_model
     from pst_yolo.nn.topk import pst_layers, set_topk
 
-    yolo = model if hasattr(model, "val") and hasattr(model, "model") else YOLO(str(model))
-    if not pst_layers(yolo):
-        raise ValueError(f"{model} has no PST layers, so there is no top-k to compare; use a PST model")
+    # Every input is checked before the first validation: settings, data, output folder, model.
     ks = [int(k) for k in topk]
     if not ks or any(k < 0 for k in ks):
         raise ValueError(f"topk must list non-negative integers, e.g. 0,4,8,16; got {list(topk)}")
+    check_positive(imgsz=imgsz, batch=batch)
+    if workers < 0:
+        raise ValueError(f"workers={workers}: must be >= 0")
+    check_dataset_arg(data)
+    if save_dir is not None:
+        check_run_folder(save_dir, [data])
+    yolo = load_model(model)
+    if not pst_layers(yolo):
+        raise ValueError(f"{model} has no PST layers, so there is no top-k to compare; use a PST model")
 
     rows = []
     previous = set_topk(yolo, ks[0])
@@ -61,8 +68,7 @@ def compare(
         set_topk(yolo, previous)
 
     if save_dir is not None:
-        save_dir = Path(save_dir)
-        save_dir.mkdir(parents=True, exist_ok=True)
+        save_dir = run_folder(save_dir, "compare", numbered=False, sources=[data])
         (save_dir / "compare.md").write_text(markdown_table(rows) + "\n")
         with open(save_dir / "compare.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from pst_yolo.eval.inputs import check_model_file, check_positive, load_model
 from pst_yolo.integration.runtime import quiet_ultralytics
 
 RUNTIMES = ("torch", "onnx", "onnx-mha")
@@ -119,9 +120,7 @@ def _detection_model(model_name: str):
     register()
     with quiet_ultralytics(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        from ultralytics import YOLO
-
-        return YOLO(model_name, task="detect").model
+        return load_model(model_name, task="detect").model
 
 
 def _input(batch: int, imgsz: int):
@@ -486,6 +485,8 @@ def _plan(models, imgsz, batch, threads, runtime, topk, device, half, train_step
     ks = _as_list(topk, int)
     if not models:
         raise ValueError("models= is empty")
+    for m in models:
+        check_model_file(m)
     bad = [r for r in runtimes if r not in RUNTIMES + ("train",)]
     if bad:
         raise ValueError(f"unknown runtime {bad}; choose from {', '.join(RUNTIMES)}")
@@ -644,15 +645,18 @@ def speed(
 
     from pst_yolo.eval.tables import machine_description
 
+    check_positive(threads=threads, runs=runs)
+    if warmup < 0:
+        raise ValueError(f"warmup={warmup}: must be >= 0")
     plan = _plan(models, imgsz, batch, threads, runtime, topk, device, half, train_step)
     torch.set_num_threads(threads)
     log = print if verbose else (lambda *a, **k: None)
     load_start = _loadavg()
     run_dir = None
     if project is not None:
-        from ultralytics.utils.files import increment_path
+        from pst_yolo.data.writer import run_folder
 
-        run_dir = increment_path(Path(project) / name, mkdir=True)
+        run_dir = run_folder(Path(project) / name, "speed", numbered=True, key="name")
     with tempfile.TemporaryDirectory(prefix="pst_speed_") as tmp:
         onnx_paths = _export_all(plan, run_dir or Path(tmp), opset, log)
         stats = _time_all(plan, onnx_paths, runs, warmup, memory, log)

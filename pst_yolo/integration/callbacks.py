@@ -25,6 +25,7 @@ from torch import nn
 
 from pst_yolo.integration.runtime import log, trainer_network, trainer_progress
 from pst_yolo.nn.fine_train import FineTrainSchedule, env_schedule, keep_gate_in_graph, set_fine_in_training
+from pst_yolo.nn.onnx_export import onnx_attention_mode
 from pst_yolo.nn.topk import describe, pst_layers
 
 
@@ -53,6 +54,8 @@ def validator_call_logging_topk(original: Callable, self, trainer=None, model=No
 
 def on_export_start(exporter) -> None:
     layers = log_topk(getattr(exporter, "model", None))
+    if layers:
+        onnx_attention_mode()  # a bad PST_ONNX_ATTENTION is reported now, not from inside the ONNX tracer
     if layers and isinstance(getattr(exporter, "metadata", None), dict):
         exporter.metadata["pst_topk"] = {name.removeprefix("model."): layer.k for name, layer in layers}
 
@@ -87,7 +90,11 @@ _PINNED: weakref.WeakKeyDictionary[Any, FineTrainSchedule] = weakref.WeakKeyDict
 def _state(trainer) -> _FineTrainState:
     state = _RUNS.get(trainer)
     if state is None:
-        state = _RUNS[trainer] = _FineTrainState(_PINNED.get(trainer) or env_schedule())
+        schedule = _PINNED.get(trainer)
+        if schedule is None:  # PST_FINE_TRAIN is read only for a model with PST layers: never breaks a stock one
+            net = trainer_network(trainer)
+            schedule = env_schedule() if isinstance(net, nn.Module) and pst_layers(net) else FineTrainSchedule()
+        state = _RUNS[trainer] = _FineTrainState(schedule)
     return state
 
 

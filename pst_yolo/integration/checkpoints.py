@@ -12,11 +12,15 @@ Internals relied on (ultralytics 8.3.138 - 8.4.x), and why:
   keep Ultralytics' own error).
 - ``torch.serialization.add_safe_globals`` (torch >= 2.4) -- under ``ULTRALYTICS_SAFE_LOAD=1`` only
   allow-listed classes may be unpickled; the PST classes are added.
+- ``tasks.SAFE_LOAD`` and ``tasks._SafeLoad.SUPPORTED`` (optional) -- whether restricted loading was asked for
+  and can be done. Ultralytics before the switch ignores the variable, and with torch < 2.6 it falls back to
+  a full unpickle; asked for but impossible, the wrapper refuses to load rather than run a checkpoint's code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Callable
 
 import torch
@@ -25,6 +29,8 @@ from torch import nn
 from pst_yolo.integration.import_hooks import flush
 from pst_yolo.nn.pst import PST, GateConv1d, PSAttn, PSAttnBlock
 from pst_yolo.nn.topk import env_topk, pst_layers
+
+SAFE_LOAD_ENV = "ULTRALYTICS_SAFE_LOAD"
 
 
 def load_with_pst_check(original: Callable, self, weights, verbose: bool = True):
@@ -54,11 +60,42 @@ def load_with_pst_check(original: Callable, self, weights, verbose: bool = True)
     return original(self, weights, verbose)
 
 
+class SafeLoadUnavailableError(ValueError):
+    """``ULTRALYTICS_SAFE_LOAD=1`` was set, but this Ultralytics / torch would load the checkpoint unrestricted."""
+
+
+def check_safe_load_possible(safe_only=None) -> None:
+    """Refuse (rather than silently unpickle with full code execution) when restricted loading was asked for,
+    by ``ULTRALYTICS_SAFE_LOAD`` or ``safe_only=True``, but this Ultralytics or torch cannot do it."""
+    import ultralytics
+    from ultralytics.nn import tasks
+
+    asked = getattr(tasks, "SAFE_LOAD", None)
+    if asked is None:  # an Ultralytics without the switch: read the variable the way later ones do
+        asked = os.environ.get(SAFE_LOAD_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    asked = asked if safe_only is None else bool(safe_only)
+    if not asked:
+        return
+    safe = getattr(tasks, "_SafeLoad", None)
+    if safe is None:
+        why = f"Ultralytics {ultralytics.__version__} has no restricted checkpoint loading"
+    elif not getattr(safe, "SUPPORTED", False):
+        why = f"restricted loading needs torch >= 2.6 (this is torch {torch.__version__})"
+    else:
+        return
+    raise SafeLoadUnavailableError(
+        f"{SAFE_LOAD_ENV}=1 asks for restricted checkpoint loading, but {why}: the checkpoint would be unpickled "
+        "with full code execution, so it is not loaded. Upgrade Ultralytics and torch, or unset the variable to "
+        "load files you trust"
+    )
+
+
 def torch_safe_load_with_env_topk(original: Callable, *args, **kwargs):
     """``tasks.torch_safe_load``, with the PST classes allowed under restricted unpickling, the authors'
     checkpoints loaded through ``authors`` when the stock load fails, and ``PST_TOPK`` (when set) applied
-    to the loaded PST layers."""
+    to the loaded PST layers; checkpoints without PST layers are returned untouched."""
     flush()  # patches waiting for a module that was mid-import at register() time (see registry)
+    check_safe_load_possible(kwargs.get("safe_only", args[1] if len(args) > 1 else None))
     classes = [PST, PSAttnBlock, PSAttn, GateConv1d]
     with contextlib.suppress(AttributeError):  # torch < 2.4 has no allow-list (ULTRALYTICS_SAFE_LOAD=1)
         torch.serialization.add_safe_globals(classes)
@@ -70,10 +107,14 @@ def torch_safe_load_with_env_topk(original: Callable, *args, **kwargs):
         from pst_yolo.integration.authors import load_after_failure
 
         ckpt, file = load_after_failure(error, *args, **kwargs)  # re-raises `error` for any other file
-    k = env_topk()
-    if k is not None and isinstance(ckpt, dict):
-        for key in ("model", "ema"):
-            if isinstance(ckpt.get(key), nn.Module):
-                for _, layer in pst_layers(ckpt[key]):
-                    layer.k = k
+    if isinstance(ckpt, dict):
+        layers = [
+            layer
+            for key in ("model", "ema")
+            if isinstance(ckpt.get(key), nn.Module)
+            for _, layer in pst_layers(ckpt[key])
+        ]
+        k = env_topk() if layers else None  # a stock checkpoint never reads PST_TOPK (a bad value cannot break it)
+        for layer in layers if k is not None else []:
+            layer.k = k
     return ckpt, file

@@ -111,9 +111,12 @@ def _layer_activation(d: dict):
         return None
     from ultralytics.nn import tasks
 
+    safe = getattr(tasks, "_SafeLoad", None)
     try:
-        return tasks._SafeLoad.activation(act)
-    except Exception:  # parse_model accepts any expression here outside restricted loading
+        return safe.activation(act)
+    except Exception:  # parse_model accepts any expression here outside restricted loading (as stock does)
+        if safe is not None and safe.restricted():
+            raise  # under ULTRALYTICS_SAFE_LOAD=1 no YAML text is evaluated
         return eval(act, vars(tasks))
 
 
@@ -170,6 +173,7 @@ def parse_model_with_pst(original: Callable, d: dict, ch: int, verbose: bool = T
     if act is not None:
         Conv.default_act = act  # PST's Convs follow the YAML's activation like every other layer
     pst_lines = {}
+    k = new_model_topk()  # PST_TOPK, read here because this model has PST rows; a bad value names the variable
     try:
         for i, (f, n, _, args) in pst_rows.items():
             placeholder = layers[i]
@@ -177,7 +181,7 @@ def parse_model_with_pst(original: Callable, d: dict, ch: int, verbose: bool = T
             c_up = probes[i].conv.in_channels
             n_ = max(round(n * depth), 1) if n > 1 else n
             try:
-                m = PST(c1, c_up, c2, n_, *args[1:], k=new_model_topk())
+                m = PST(c1, c_up, c2, n_, *args[1:], k=k)
             except ValueError as e:
                 raise PSTConfigError(
                     f"layer {i} (PST): {e}. Fix: change c2 or e in this row so that int(c2 * width * e) "

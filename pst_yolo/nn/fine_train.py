@@ -21,6 +21,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from pst_yolo.nn.checks import env_error
 from pst_yolo.nn.topk import pst_layers
 
 ENV_FINE_TRAIN = "PST_FINE_TRAIN"
@@ -70,7 +71,17 @@ class FineTrainSchedule:
 
 
 def env_schedule() -> FineTrainSchedule:
-    return FineTrainSchedule.parse(os.environ.get(ENV_FINE_TRAIN, ""), source=ENV_FINE_TRAIN)
+    """The schedule ``PST_FINE_TRAIN`` asks for; read only when a model with PST layers trains."""
+    value = os.environ.get(ENV_FINE_TRAIN, "")
+    try:
+        return FineTrainSchedule.parse(value, source=ENV_FINE_TRAIN)
+    except ValueError:
+        raise env_error(
+            ENV_FINE_TRAIN,
+            value,
+            "0 (coarse-only training), an integer N >= 1 (fine branch in the last N epochs) or a probability in "
+            "(0, 1] (fine branch on that share of batches)",
+        ) from None
 
 
 def set_fine_in_training(model, on: bool) -> None:

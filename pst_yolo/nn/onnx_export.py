@@ -14,6 +14,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from pst_yolo.nn.checks import env_error
+
 __all__ = ("ENV_ONNX_ATTENTION", "ONNX_ATTENTION_MODES", "OrtMultiHeadAttention", "onnx_attention_mode")
 
 ENV_ONNX_ATTENTION = "PST_ONNX_ATTENTION"
@@ -22,12 +24,17 @@ ONNX_ATTENTION_MODES = ("standard", "ort")
 
 def onnx_attention_mode(layer_setting: Optional[str] = None) -> str:
     """The ONNX attention export mode in force: the layer's setting, else ``PST_ONNX_ATTENTION``, else standard."""
-    mode = (layer_setting or os.environ.get(ENV_ONNX_ATTENTION, "") or "standard").strip().lower()
+    if layer_setting:
+        mode = layer_setting.strip().lower()
+        if mode not in ONNX_ATTENTION_MODES:
+            raise ValueError(
+                f"PSAttn.onnx_attention must be one of {', '.join(ONNX_ATTENTION_MODES)} (or None), got {layer_setting!r}"
+            )
+        return mode
+    raw = os.environ.get(ENV_ONNX_ATTENTION, "")
+    mode = raw.strip().lower() or "standard"
     if mode not in ONNX_ATTENTION_MODES:
-        raise ValueError(
-            f"ONNX attention mode must be one of {', '.join(ONNX_ATTENTION_MODES)} "
-            f"(PSAttn.onnx_attention or {ENV_ONNX_ATTENTION}), got {mode!r}"
-        )
+        raise env_error(ENV_ONNX_ATTENTION, raw, "one of " + ", ".join(ONNX_ATTENTION_MODES))
     return mode
 
 

@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from ultralytics.nn.modules.conv import Conv
 
+from pst_yolo.nn.checks import check_topk
 from pst_yolo.nn.onnx_export import OrtMultiHeadAttention, onnx_attention_mode
 
 __all__ = ("PST", "GateConv1d", "PSAttn", "PSAttnBlock", "quiet_topk_clamp")
@@ -105,7 +106,7 @@ class PSAttn(nn.Module):
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
-        self.topk = int(topk)
+        self.topk = topk  # checked in __setattr__
         self.fine_in_training = False
         self.fused_attn = fused_attn
         self.onnx_attention: Optional[str] = None
@@ -119,6 +120,11 @@ class PSAttn(nn.Module):
         self.gate_conv1d = GateConv1d(2 * self.head_dim, self.head_dim, kernel_size=1)
 
         self.apply(_init_conv2d)  # (the gate is a Conv1d: it keeps its zero init, an even 0.5/0.5 blend)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "topk":  # a negative or fractional k would silently run coarse only: refused, like set_topk
+            value = check_topk(value)
+        super().__setattr__(name, value)
 
     # ----------------------------------------------------------------------------------------------
     def _effective_topk(self, num_coarse: int) -> int:
@@ -335,7 +341,7 @@ class PST(nn.Module):
             )
         self.c1, self.c_up, self.c2, self.n, self.mlp_ratio, self.e = c1, c_up, c2, n, mlp_ratio, e
         self.c_ = c_
-        self._k = int(k)
+        self._k = check_topk(k)
         self._fine_in_training = False
         self.cv1 = Conv(c1, c_, 1, 1)
         self.cvup = Conv(c_up, c_, 1, 1)
@@ -355,9 +361,9 @@ class PST(nn.Module):
 
     @k.setter
     def k(self, value: int) -> None:
-        self._k = int(value)
+        self._k = check_topk(value)
         for b in self._blocks():
-            b.attn.topk = int(value)
+            b.attn.topk = self._k
 
     @property
     def fine_in_training(self) -> bool:

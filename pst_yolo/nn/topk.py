@@ -16,6 +16,23 @@ from typing import Any, Iterator
 from torch import nn
 
 from pst_yolo.integration.runtime import is_yolo_object, predictor_network
+from pst_yolo.nn.checks import PSTEnvironmentError, check_topk, env_error
+
+__all__ = (
+    "DEFAULT_TOPK",
+    "ENV_TOPK",
+    "PSTEnvironmentError",
+    "as_module",
+    "check_topk",
+    "describe",
+    "env_topk",
+    "get_topk",
+    "new_model_topk",
+    "parse_topk",
+    "pst_layers",
+    "set_topk",
+    "topk",
+)
 
 DEFAULT_TOPK = 8  # the paper's best accuracy/latency trade-off
 ENV_TOPK = "PST_TOPK"
@@ -33,9 +50,13 @@ def parse_topk(value: str, source: str = ENV_TOPK) -> int:
 
 
 def env_topk() -> int | None:
-    """The k from ``PST_TOPK``, or None when it is unset or empty."""
+    """The k from ``PST_TOPK``, or None when it is unset or empty. Call it only for a model with PST layers."""
     value = os.environ.get(ENV_TOPK, "")
-    return parse_topk(value) if value.strip() else None
+    if not value.strip():
+        return None
+    if not value.strip().isdigit():
+        raise env_error(ENV_TOPK, value, "a non-negative integer (0 = coarse attention only, e.g. 8)")
+    return int(value.strip())
 
 
 def new_model_topk() -> int:
@@ -72,12 +93,6 @@ def pst_layers(model: Any) -> list[tuple[str, Any]]:
     return [(name, m) for name, m in as_module(model).named_modules() if isinstance(m, PST)]
 
 
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise ValueError(f"top-k must be a non-negative integer (0 = coarse only), got {k!r}")
-    return k
-
-
 def get_topk(model: Any) -> int | dict[str, int]:
     """The k in force: one int if all PST layers agree, else ``{layer name: k}``."""
     layers = pst_layers(model)
@@ -105,9 +120,9 @@ def set_topk(model: Any, k: int | dict[str, int]) -> int | dict[str, int]:
             raise ValueError(f"no PST layer named {sorted(unknown)}")
         for name, layer in layers:
             if name in k:
-                layer.k = _check_k(k[name])
+                layer.k = check_topk(k[name])
     else:
-        k = _check_k(k)
+        k = check_topk(k)
         for _, layer in layers:
             layer.k = k
     return previous

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Iterable, Optional
 
 IMAGE_SUFFIXES = {
     ".bmp",
@@ -32,12 +32,31 @@ def say(msg: str, verbose: bool = True) -> None:
         print(msg, flush=True)
 
 
-def run_folder(project: str | Path, name: str, save_dir: Optional[str | Path]) -> Path:
-    """``save_dir`` if given (created), else ``project/name`` numbered like Ultralytics runs (``name2``, ...)."""
-    if save_dir is not None:
-        path = Path(save_dir)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    from ultralytics.utils.files import increment_path
+def run_folder(
+    project: str | Path, name: str, save_dir: Optional[str | Path], tool: str, sources: Iterable[Any] = ()
+) -> Path:
+    """``save_dir`` if given (new, empty or an earlier pst-yolo run folder; not an input), else ``project/name``
+    numbered like Ultralytics runs (``name2``, ...). The rules are ``pst_yolo.data.writer``'s."""
+    from pst_yolo.data.writer import WriterError
+    from pst_yolo.data.writer import run_folder as writer_run_folder
 
-    return increment_path(Path(project) / name, exist_ok=False, mkdir=True)
+    local = [s for s in sources if isinstance(s, (str, Path)) and Path(str(s)).exists()]  # (not webcams, URLs)
+    try:
+        if save_dir is not None:
+            return writer_run_folder(save_dir, tool, numbered=False, sources=local)
+        return writer_run_folder(Path(project) / name, tool, numbered=True, sources=local, key="project/name")
+    except WriterError as e:
+        raise DemoError(str(e)) from None
+
+
+def check_save_dir(save_dir: Optional[str | Path], sources: Iterable[Any] = ()) -> None:
+    """Refuse an unusable ``save_dir`` before any work starts (the folder itself is made on first use)."""
+    if save_dir is None:
+        return
+    from pst_yolo.data.writer import WriterError, check_run_folder
+
+    local = [s for s in sources if isinstance(s, (str, Path)) and Path(str(s)).exists()]
+    try:
+        check_run_folder(save_dir, local)
+    except WriterError as e:
+        raise DemoError(str(e)) from None

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from pst_yolo.viz.attention_maps import LAYER_COLORS, draw_detections, draw_overlay
-from pst_yolo.viz.common import WRITABLE_IMAGE_SUFFIXES, DemoError, run_folder, say
+from pst_yolo.viz.common import WRITABLE_IMAGE_SUFFIXES, DemoError, check_save_dir, run_folder, say
 from pst_yolo.viz.detector import Detector
 from pst_yolo.viz.sources import Frame, ImageSource, display_available, open_source
 
@@ -420,7 +420,7 @@ class DemoLoop:
     def run_dir(self) -> Path:
         """The output folder, made on first use."""
         if self._run_dir is None:
-            self._run_dir = self.summary.run_dir = run_folder(self.project, self.name, self.save_dir)
+            self._run_dir = self.summary.run_dir = run_folder(self.project, self.name, self.save_dir, "demo")
         return self._run_dir
 
     def _show_message(self, text: str, seconds: float) -> None:
@@ -656,6 +656,7 @@ def run_demo(
     Raises:
         DemoError: bad source or model (one-line message).
     """
+    check_save_dir(save_dir, [source])  # (the annotated frames must not land on the images they come from)
     src = open_source(
         source, capture_factory=capture_factory, reconnect=reconnect, reconnect_delay=reconnect_delay, verbose=verbose
     )

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from pst_yolo.viz.attention_maps import PANEL_GAP, hstack_panels, layer_panel
-from pst_yolo.viz.common import IMAGE_SUFFIXES, DemoError, run_folder, say
+from pst_yolo.viz.common import IMAGE_SUFFIXES, DemoError, check_save_dir, run_folder, say
 from pst_yolo.viz.detector import Detector
 
 __all__ = ("ExplainResult", "PanelInfo", "explain", "render_explanation")
@@ -124,6 +124,7 @@ def explain(
     out: Optional[str | Path] = None,
     max_side: int = 640,
     seed: Optional[int] = None,
+    overwrite: bool = False,
     verbose: bool = True,
 ) -> list[ExplainResult]:
     """Write one PNG per image (a panel per PST layer) and return what each shows.
@@ -132,7 +133,9 @@ def explain(
         image: image file, folder of images, BGR array, or a list of those.
         model: ``.pt`` or ``.yaml`` path, or a YOLO object (PyTorch: the selection is recorded with hooks).
         topk: k for every PST layer (None: the model's own).
-        out: exact PNG path (single image only); default ``<run folder>/<image stem>_explain.png``.
+        out: exact PNG path (single image only); default ``<run folder>/<image stem>_explain.png``. It may
+            not be an input, and an existing file is replaced only with ``overwrite=True``.
+        save_dir: exact output folder: new, empty or an earlier pst-yolo run folder (not an input).
         max_side: longest side of each panel in pixels.
         seed: seed torch's generator before the model is built, so a random-weights ``.yaml`` model
             (and its picture) is the same every run; no effect on trained weights.
@@ -143,6 +146,16 @@ def explain(
     images = _images(image)
     if out is not None and len(images) != 1:
         raise DemoError(f"out= names one file, but {len(images)} images were given; use save_dir= instead")
+    listed = image if isinstance(image, (list, tuple)) else [image]
+    inputs = [i for i in listed if isinstance(i, (str, Path))]  # (the outputs must not replace these)
+    check_save_dir(save_dir, inputs)
+    if out is not None:
+        from pst_yolo.data.writer import WriterError, check_output_file
+
+        try:
+            check_output_file(out, inputs, overwrite=overwrite)
+        except WriterError as e:
+            raise DemoError(str(e)) from None
     if isinstance(model, (str, Path)) and Path(str(model)).suffix.lower() not in (".pt", ".pth", ".yaml", ".yml"):
         if Path(str(model)).suffix:  # e.g. .onnx: no hooks in an exported graph
             raise DemoError(
@@ -171,7 +184,7 @@ def explain(
                 path = Path(out)
                 path.parent.mkdir(parents=True, exist_ok=True)
             else:
-                folder = folder or run_folder(project, name, save_dir)
+                folder = folder or run_folder(project, name, save_dir, "explain", inputs)
                 path = folder / f"{Path(img_name).stem}_explain.png"
             if not cv2.imwrite(str(path), figure, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
                 raise DemoError(f"could not write {path}")

@@ -9,6 +9,7 @@ import pytest
 
 from pst_yolo.data.coco_map import read_map
 from pst_yolo.data.synth import CLASS_NAMES, SynthSpec, generate
+from pst_yolo.data.writer import MANIFEST
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -21,7 +22,8 @@ def test_same_seed_gives_byte_identical_files_other_seed_differs(tmp_path):
     generate(tmp_path / "b", spec)
     generate(tmp_path / "c", SynthSpec(train=4, val=3, imgsz=64, seed=4))
     a, b, c = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "c")
-    assert len(a) == 2 * (4 + 3) + 2 + 2  # images + labels, 2 COCO JSONs, data.yaml + coco_map.json
+    # images + labels, 2 COCO JSONs, data.yaml + coco_map.json, and the writer's manifest
+    assert len(a) == 2 * (4 + 3) + 2 + 2 + 1 and MANIFEST in a
     assert a == b
     images = [k for k in a if k.startswith("images/")]
     assert set(a) == set(c)

@@ -179,7 +179,7 @@ def test_cli_functions(tmp_path, capsys, monkeypatch, cli):
     assert len(list((tmp_path / "s" / "train").rglob("*.png"))) == 3
     assert "yolo classify train" in capsys.readouterr().out
     cli.error("synth", "task=classify", "out=x", "epochs=3", match="unknown key 'epochs'")
-    cli.error("synth", "task=segment", match="no task=segment")
+    cli.error("synth", "task=depth", match="no task=depth")
     cli.error("synth", "task=classify", tmp_path / "t", "classes=99", match="classes")
     cli.error("bench", "task=classify", "data=somewhere", "train=5", match="do not apply with data=")
     cli.error("bench", "task=classify", f"data={tmp_path / 'missing'}", match="ImageFolder")

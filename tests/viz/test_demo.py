@@ -194,7 +194,12 @@ def test_image_sources_write_annotated_images(assets, tmp_path):
     s = run_demo(str(assets.images), str(assets.pt), save_dir=tmp_path / "folder", overlay=True, **RUN)
     assert (s.frames_read, s.frames_processed) == (2, 2)
     assert s.unreadable == [str(assets.images / "broken.jpg")]
-    assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["img0.png", "img1.png"]
+    # the annotated images, and the manifest that marks the folder as a pst-yolo run folder
+    assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == [
+        ".pst-yolo-manifest.json",
+        "img0.png",
+        "img1.png",
+    ]
     single = assets.images / "img1.png"
     s = run_demo(str(single), str(assets.pt), save_dir=tmp_path / "one", **RUN)
     out = cv2.imread(str(tmp_path / "one" / "img1.png"))
