@@ -332,11 +332,11 @@ def check_format(
         return res
     finally:
         res.export_s = time.perf_counter() - t0
-    meta = exported_metadata(res.artifact)
     support = FORMAT_SUPPORT.get(fmt)
-    if support is not None and not support.runs_here:
+    if support is not None and not support.runs_here:  # metadata read from the files, without a runtime
+        meta = exported_metadata(res.artifact)
         res.metadata_topk = parse_pst_topk(meta)
-        res.fine_branch = meta.get("pst_fine_branch") if isinstance(meta, dict) else None
+        res.fine_branch = meta.get("pst_fine_branch")
         res.notes.append("export only: running it needs macOS")
         return res
     try:
