@@ -461,7 +461,8 @@ def build_commands() -> dict[str, Command]:
                     "model",
                     str,
                     None,
-                    ".pt, exported .onnx (k fixed, no overlay), or yolo11n-pst.yaml (random weights)",
+                    ".pt, an export (.onnx, *_openvino_model folder, ...: k fixed, no overlay), "
+                    "or yolo11n-pst.yaml (random weights)",
                     required=True,
                 ),
                 Key("show", to_bool, "if a display exists", "open a window"),
@@ -568,7 +569,13 @@ def build_commands() -> dict[str, Command]:
                 Key("imgsz", int, "640 (320 with train_step)", "input size"),
                 Key("batch", int, "1 (8 with train_step)", "batch"),
                 Key("threads", int, 2, "CPU threads"),
-                Key("runtime", str_list, "torch,onnx", "torch, onnx, onnx-mha"),
+                Key(
+                    "runtime",
+                    str_list,
+                    "torch,onnx",
+                    "torch, onnx, onnx-mha; exported by Ultralytics, CPU: openvino, ncnn, mnn, executorch, "
+                    "torchscript, litert",
+                ),
                 Key("topk", topk_list, "0,8", "k values of PST models"),
                 Key("device", str, "cpu", "cpu, 0, ..."),
                 Key("half", to_bool, False, "fp16 (CUDA)"),

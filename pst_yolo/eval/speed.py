@@ -16,6 +16,12 @@ runtime:
   its default opset and onnxslim), run by ONNX Runtime with ``intra_op_num_threads = threads``.
 - ``onnx-mha``: the same, exported with ``PST_ONNX_ATTENTION=ort``: PST's coarse attention becomes
   ONNX Runtime's ``com.microsoft::MultiHeadAttention`` (a blocked CPU kernel; ONNX Runtime only).
+- ``openvino``, ``ncnn``, ``mnn``, ``executorch``, ``torchscript``, ``litert``: the model exported by
+  Ultralytics (``YOLO(...).export(format=...)``, through pst-yolo's export guard, see
+  ``pst_yolo/integration/export_formats.py``) and run by Ultralytics' ``AutoBackend`` with its own runtime
+  settings (``threads`` does not apply: OpenVINO's LATENCY hint, MNN's (cpu_count + 1) // 2 threads, ...),
+  at the runtime's default precision, which the ``dtype`` column names (OpenVINO infers in bf16 on CPUs
+  with AVX512-BF16 or AMX). CPU only; each needs its package (``pip install "pst-yolo[deploy]"``).
 - ``train`` (``train_step=True``): one training step, forward + Ultralytics' detection loss on
   synthetic targets + backward (no optimizer step), model in train mode. PST layers train coarse-only
   as in the default recipe; a k > 0 row is fine-aware training (``fine_in_training``).
@@ -34,10 +40,10 @@ Ultralytics' own figure (thop) leaves the attention products out.
 Peak memory (``mem`` column says which): ``torch`` and ``train`` on CPU: the peak of live tensor
 bytes allocated through PyTorch's CPU allocator during one call after a warm-up call, from the
 profiler's allocation/free events (``alloc``; deterministic; activations, workspaces and, in training,
-gradients, not the weights; oneDNN-internal scratch is not seen). ``onnx*``: the growth of the
-resident set (``VmHWM`` after resetting it, minus ``VmRSS`` before) over ``warmup`` + 3 calls in a
-fresh subprocess that builds the same session (``rss``; includes ONNX Runtime's arena and one-time
-caches; noisier). CUDA: torch's ``max_memory_allocated`` growth over 3 calls (``cuda``); ONNX Runtime
+gradients, not the weights; oneDNN-internal scratch is not seen). ``onnx*`` and the other exported
+runtimes: the growth of the resident set (``VmHWM`` after resetting it, minus ``VmRSS`` before) over
+``warmup`` + 3 calls in a fresh subprocess that builds the same session (``rss``; includes the
+runtime's arena and one-time caches; noisier). CUDA: torch's ``max_memory_allocated`` growth over 3 calls (``cuda``); ONNX Runtime
 on CUDA is not measured.
 """
 
@@ -60,7 +66,17 @@ from typing import Any, Callable, Sequence
 from pst_yolo.eval.inputs import check_model_file, check_positive, load_model
 from pst_yolo.integration.runtime import quiet_ultralytics
 
-RUNTIMES = ("torch", "onnx", "onnx-mha")
+# Formats exported by Ultralytics and run through its AutoBackend (runtime name = Ultralytics format name)
+EXPORT_RUNTIMES = ("openvino", "ncnn", "mnn", "executorch", "torchscript", "litert")
+RUNTIMES = ("torch", "onnx", "onnx-mha") + EXPORT_RUNTIMES
+# The distribution whose version a table names, per exported runtime
+RUNTIME_PACKAGES = {
+    "openvino": "openvino",
+    "ncnn": "ncnn",
+    "mnn": "MNN",
+    "executorch": "executorch",
+    "litert": "ai-edge-litert",
+}
 DEFAULT_RUNTIMES = ("torch", "onnx")
 
 __all__ = ("SpeedResult", "markdown_table", "speed")
@@ -81,7 +97,7 @@ class SpeedResult:
 class Case:
     model: str
     k: int | None  # None: the model has no PST layers
-    runtime: str  # torch | onnx | train
+    runtime: str  # torch | onnx | onnx-mha | train | an Ultralytics export format (EXPORT_RUNTIMES)
 
     @property
     def label(self) -> str:
@@ -214,6 +230,27 @@ def export_onnx(
     return dst
 
 
+def _exported(runtime: str) -> bool:
+    """Whether a runtime runs an exported artifact (ONNX Runtime or an Ultralytics export format)."""
+    return runtime.startswith("onnx") or runtime in EXPORT_RUNTIMES
+
+
+def export_format(model_name: str, k: int | None, imgsz: int, batch: int, out_dir: Path, fmt: str) -> Path:
+    """Export a case (the seeded weights ``build_torch`` uses) to Ultralytics format ``fmt``; the artifact's path."""
+    from pst_yolo.eval.exported import export
+    from pst_yolo.integration.registry import register
+
+    register()
+    from ultralytics import YOLO
+
+    with quiet_ultralytics():
+        y = YOLO(model_name, task="detect")
+        y.model = _detection_model(model_name)
+        _set_k(y.model, k)
+        stem = Path(model_name).stem + ("" if k is None else f"_k{k}")
+        return export(y, fmt, imgsz, Path(out_dir) / f"{fmt}_{stem}", batch=batch)
+
+
 def onnx_session(path: Path, threads: int, device: str = "cpu"):
     import onnxruntime as ort
 
@@ -270,6 +307,17 @@ def _runner(case: Case, imgsz: int, batch: int, threads: int, device: str, half:
 
     if case.runtime == "train":
         return build_train_step(case.model, case.k, imgsz, batch, device)
+    if case.runtime in EXPORT_RUNTIMES:
+        from pst_yolo.eval.exported import default_precision, load_backend
+
+        backend = load_backend(onnx_path)
+        x_in = _input(batch, imgsz)
+
+        def run_export():
+            return backend(x_in)
+
+        run_export.precision = default_precision(backend)
+        return run_export
     if case.runtime == "torch":
         m, dtype = build_torch(case.model, case.k, device, half)
         x = _input(batch, imgsz).to(device, dtype)
@@ -289,7 +337,8 @@ def _runner(case: Case, imgsz: int, batch: int, threads: int, device: str, half:
 
 
 def _onnx_vs_torch(run_onnx: Callable[[], Any], case: Case, imgsz: int, batch: int, device: str, half: bool) -> float:
-    """Max abs difference between the ONNX Runtime output and the eager fused model's, same input."""
+    """Max abs difference between an exported model's output (ONNX Runtime or AutoBackend) and the eager
+    fused model's, same input."""
     import numpy as np
     import torch
 
@@ -297,7 +346,9 @@ def _onnx_vs_torch(run_onnx: Callable[[], Any], case: Case, imgsz: int, batch: i
     with torch.inference_mode():
         ref = m(_input(batch, imgsz).to(device, dtype))
     ref = (ref[0] if isinstance(ref, (list, tuple)) else ref).float().cpu().numpy()
-    out = np.asarray(run_onnx()[0], dtype=np.float32)
+    out = run_onnx()
+    out = out[0] if isinstance(out, (list, tuple)) else out
+    out = out.float().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out, dtype=np.float32)
     return float(np.abs(out - ref).max())
 
 
@@ -497,6 +548,9 @@ def _plan(models, imgsz, batch, threads, runtime, topk, device, half, train_step
     if imgsz % 32:
         raise ValueError(f"imgsz must be a multiple of 32, got {imgsz}")
     device = "cpu" if str(device) in ("cpu", "") else (f"cuda:{device}" if str(device).isdigit() else str(device))
+    export_rts = [r for r in runtimes if r in EXPORT_RUNTIMES]
+    if export_rts and device != "cpu":
+        raise ValueError(f"runtime {', '.join(export_rts)} runs on the CPU only here; use device=cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device} asked for, but CUDA is not available")
     if half and not device.startswith("cuda"):
@@ -509,10 +563,13 @@ def _plan(models, imgsz, batch, threads, runtime, topk, device, half, train_step
 
 
 def _export_all(plan: _Plan, onnx_dir: Path, opset: int | None, log: Callable) -> dict[Case, Path]:
-    """Export every ONNX case (Ultralytics' own exporter) into ``onnx_dir``."""
+    """Export every ONNX or other exported-runtime case (Ultralytics' own exporter) into ``onnx_dir``."""
     paths: dict[Case, Path] = {}
     for c in plan.cases:
-        if c.runtime.startswith("onnx"):
+        if c.runtime in EXPORT_RUNTIMES:
+            log(f"exporting {c.label} to {c.runtime} ...")
+            paths[c] = export_format(c.model, c.k, plan.imgsz, plan.batch, onnx_dir, c.runtime)
+        elif c.runtime.startswith("onnx"):
             log(f"exporting {c.label} to ONNX ({c.runtime}) ...")
             paths[c] = export_onnx(
                 c.model,
@@ -531,7 +588,7 @@ def _export_all(plan: _Plan, onnx_dir: Path, opset: int | None, log: Callable) -
 def _time_all(
     plan: _Plan, onnx_paths: dict[Case, Path], runs: int, warmup: int, memory: bool, log: Callable
 ) -> dict[Case, dict]:
-    """Latency of every case (interleaved per runtime), ONNX-vs-eager parity, and in-process peak memory."""
+    """Latency of every case (interleaved per runtime), export-vs-eager parity, and in-process peak memory."""
     import torch
 
     stats: dict[Case, dict] = {}
@@ -545,14 +602,15 @@ def _time_all(
         times = time_interleaved(runners, runs, warmup, torch.cuda.synchronize if plan.cuda else None)
         for c in rt_cases:
             s = stats.setdefault(c, {})
-            if rt.startswith("onnx"):  # the exported graph must give the eager model's numbers
+            if _exported(rt):  # the exported graph must give the eager model's numbers
                 s["onnx_max_abs_diff"] = _onnx_vs_torch(runners[c], c, plan.imgsz, plan.batch, plan.device, plan.half)
+            s["dtype"] = getattr(runners[c], "precision", "fp16" if plan.half else "fp32")
             s.update(
                 median_ms=statistics.median(times[c]) * 1e3,
                 p90_ms=_percentile(times[c], 0.9) * 1e3,
                 min_ms=min(times[c]) * 1e3,
             )
-            if memory and not rt.startswith("onnx"):
+            if memory and not _exported(rt):
                 peak = measure_memory_cuda(runners[c], 3) if plan.cuda else measure_memory_torch_cpu(runners[c])
                 s["peak_mem_mb"] = peak / 2**20
         del runners
@@ -562,9 +620,9 @@ def _time_all(
 def _measure_onnx_memory(
     plan: _Plan, stats: dict[Case, dict], onnx_paths: dict[Case, Path], warmup: int, log: Callable
 ) -> None:
-    """Peak resident-set growth of each ONNX case in a fresh process (CPU only)."""
+    """Peak resident-set growth of each exported case (ONNX and the others) in a fresh process (CPU only)."""
     for c in plan.cases:
-        if c.runtime.startswith("onnx"):
+        if _exported(c.runtime):
             log(f"peak memory of {c.label} ({c.runtime}) in a fresh process ...")
             b = measure_memory_cpu(c, plan.imgsz, plan.batch, plan.threads, onnx_paths.get(c), calls=warmup + 3)
             stats[c]["peak_mem_mb"] = None if b is None else b / 2**20
@@ -590,7 +648,7 @@ def _rows(plan: _Plan, stats: dict[Case, dict], flops: bool, runs: int) -> list[
                 "k": "-" if c.k is None else c.k,
                 "runtime": c.runtime,
                 "device": plan.device,
-                "dtype": "fp16" if plan.half else "fp32",
+                "dtype": s.get("dtype", "fp16" if plan.half else "fp32"),
                 "imgsz": plan.imgsz,
                 "batch": plan.batch,
                 "threads": plan.threads,
@@ -604,7 +662,7 @@ def _rows(plan: _Plan, stats: dict[Case, dict], flops: bool, runs: int) -> list[
                 "peak_mem_mb": mem,
                 "mem_method": None
                 if mem is None
-                else ("cuda" if plan.cuda else "rss" if c.runtime.startswith("onnx") else "alloc"),
+                else ("cuda" if plan.cuda else "rss" if _exported(c.runtime) else "alloc"),
                 "mem_ratio": (mem / mem_b) if (mem is not None and mem_b) else None,
                 "onnx_max_abs_diff": s.get("onnx_max_abs_diff"),
                 "runs": runs,
@@ -681,6 +739,11 @@ def speed(
         import onnxruntime
 
         settings["onnxruntime"] = onnxruntime.__version__
+    import importlib.metadata
+
+    settings["runtimes"] = {
+        rt: importlib.metadata.version(RUNTIME_PACKAGES[rt]) for rt in plan.runtimes if rt in RUNTIME_PACKAGES
+    }
     md = markdown_table(rows, settings)
     if run_dir is not None:
         (run_dir / "speed.md").write_text(md + "\n")
@@ -703,13 +766,14 @@ def markdown_table(rows: list[dict], settings: dict | None = None) -> str:
         head = (
             f"{settings['machine']}; torch {settings['torch']}"
             + (f", onnxruntime {settings['onnxruntime']}" if "onnxruntime" in settings else "")
+            + "".join(f", {rt} {v}" for rt, v in settings.get("runtimes", {}).items())
             + f"; {settings['threads']} threads, batch {settings['batch']}, {settings['imgsz']}x{settings['imgsz']}; "
             f"median / p90 of {settings['runs']} interleaved runs after {settings['warmup']} warm-up; "
             f"1-min load average {settings.get('load', '?')} (start -> end)\n\n"
         )
     lines = [
         "| model | k | runtime | params | GFLOPs (attn) | median ms | p90 ms | latency vs first | peak mem MiB "
-        "| mem vs first | ONNX vs torch max abs diff |",
+        "| mem vs first | export vs torch max abs diff |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:

@@ -6,7 +6,9 @@ Internals relied on (ultralytics 8.3.138 - 8.4.x), and why:
   callbacks below reach runs started from Python, the ``yolo`` command and DDP workers alike:
   ``on_export_start`` logs the k and records it in the export metadata (``pst_topk``; k is fixed in
   the exported graph; this needs the exporter to have built ``exporter.metadata`` before the callback,
-  true from 8.3.138); the training events run the fine-aware training schedule. If an event disappears,
+  true from 8.3.138), then hands the exporter to ``export_formats.prepare_export`` (per format: the
+  default graph, the top-k/gather-free one, or a clear error; that module lists the exporter attributes
+  it uses); the training events run the fine-aware training schedule. If an event disappears,
   ``register()`` reports it.
 - ``AutoBackend.__init__`` and ``BaseValidator.__call__`` -- the places where val and predict get their
   model; each logs one line saying which k every PST layer uses (cosmetic if they change).
@@ -58,6 +60,10 @@ def on_export_start(exporter) -> None:
         onnx_attention_mode()  # a bad PST_ONNX_ATTENTION is reported now, not from inside the ONNX tracer
     if layers and isinstance(getattr(exporter, "metadata", None), dict):
         exporter.metadata["pst_topk"] = {name.removeprefix("model."): layer.k for name, layer in layers}
+    if layers:
+        from pst_yolo.integration.export_formats import prepare_export  # (loads the layer: see registry)
+
+        prepare_export(exporter, layers)  # per format: default graph, top-k/gather-free graph, or a clear error
 
 
 def get_flops_quietly(original: Callable, model, *args, **kwargs):

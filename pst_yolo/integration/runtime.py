@@ -47,6 +47,48 @@ def backend_metadata(backend: Any) -> dict:
     return metadata if isinstance(metadata, dict) else {}
 
 
+def _format_runner(backend: Any) -> Any:
+    """The per-format runner inside an ``AutoBackend`` (``.backend``: one class per format in 8.4.x); older
+    versions keep the runtime's objects on the ``AutoBackend`` itself."""
+    return getattr(backend, "backend", backend)
+
+
+def backend_precision(backend: Any) -> str:
+    """The precision an ``AutoBackend``'s runtime computes in by default: "fp32", or what OpenVINO's CPU
+    plugin chose (``ov_compiled_model``'s ``INFERENCE_PRECISION_HINT``: bf16 on CPUs with AVX512-BF16 or
+    AMX, where Ultralytics keeps OpenVINO's default; it forces f32 on ARM64 only)."""
+    compiled = getattr(_format_runner(backend), "ov_compiled_model", None)
+    if compiled is None:
+        return "fp32"
+    hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    hint = hint.split("'")[1] if "'" in hint else hint  # "<Type: 'bfloat16'>" -> bfloat16
+    return {"bfloat16": "bf16", "f16": "fp16", "float16": "fp16", "f32": "fp32", "float32": "fp32"}.get(hint, hint)
+
+
+def openvino_in_fp32(backend: Any, xml: Any) -> None:
+    """Recompile the OpenVINO model of an ``AutoBackend`` (its ``ov_compiled_model``) from ``xml`` with
+    ``INFERENCE_PRECISION_HINT=f32``, for an fp32 comparison; nothing happens for other runtimes."""
+    runner = _format_runner(backend)
+    if getattr(runner, "ov_compiled_model", None) is None:
+        return
+    import openvino as ov
+
+    runner.ov_compiled_model = ov.Core().compile_model(
+        str(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    )
+
+
+def exported_metadata(path: Any) -> dict:
+    """The Ultralytics metadata of an export, read without loading it (for formats that do not run here,
+    such as CoreML on Linux): ``nn.backends.base.BaseBackend.read_metadata``, new in the 8.4 backends."""
+    try:
+        from ultralytics.nn.backends.base import BaseBackend
+    except ImportError as e:
+        raise RuntimeError("reading an export's metadata without loading it needs Ultralytics 8.4 (nn.backends)") from e
+    metadata = BaseBackend.read_metadata(path)
+    return metadata if isinstance(metadata, dict) else {}
+
+
 def predictor_network(yolo: Any) -> Optional[nn.Module]:
     """The network copy a ``YOLO`` object's predictor runs, if it is a PyTorch one and not ``yolo.model``
     itself: a k set on ``yolo.model`` alone would silently not reach later predictions."""

@@ -11,7 +11,8 @@ Python::
 
 Sources: a webcam index (``0``), a video file, a folder of images, a single image, or an
 RTSP/RTMP/HTTP(S) stream URL (reconnected when it drops). Models: PyTorch ``.pt`` (or a ``.yaml``,
-random weights) and exported ``.onnx`` (k fixed at export; no attention overlay, which needs hooks
+random weights) and exported models -- ``.onnx``, an OpenVINO ``*_openvino_model`` folder, or any other
+format Ultralytics' AutoBackend loads (k fixed at export; no attention overlay, which needs hooks
 in the PyTorch forward pass).
 
 Keys in the window (``handle_key`` is a pure function of (state, key)):
@@ -639,7 +640,7 @@ def run_demo(
 
     Args:
         source: webcam index, video file, image, folder of images, or RTSP/RTMP/HTTP(S) stream URL.
-        model: ``.pt``/``.onnx``/``.yaml`` path, or a YOLO object.
+        model: ``.pt``/``.onnx``/``.yaml`` path, an export folder (``*_openvino_model``), or a YOLO object.
         show: open a window (None: if a display is available). Without one the run is headless.
         save: write annotated output to the run folder (None: only when headless).
         topk: k to start with (None: the model's own; PyTorch PST models only).

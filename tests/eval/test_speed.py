@@ -123,6 +123,43 @@ def test_speed_train_step_row(tmp_path):
 
 
 @pytest.mark.slow
+def test_speed_openvino_runtime():
+    """runtime=openvino (one of the Ultralytics-exported runtimes): one row per case, ratios to stock, the
+    exported graph gives the eager numbers (fp32 runtimes: 1e-3 px; bf16, OpenVINO's default on
+    AVX512-BF16 CPUs: 2% of the box scale), the runtime's version in the table's head."""
+    from pst_yolo.eval.export_matrix import available, install_hint
+
+    if not available("openvino"):
+        pytest.skip(install_hint("openvino"))
+    res = speed(
+        models=["yolo11n.yaml", "yolo11n-pst.yaml"],
+        imgsz=64,
+        batch=1,
+        threads=1,
+        runtime=["openvino"],
+        topk=[0, 2],
+        runs=2,
+        warmup=1,
+        memory=False,
+        flops=False,
+        project=None,
+        verbose=False,
+    )
+    assert [(r["model"], r["k"], r["runtime"]) for r in res.rows] == [
+        ("yolo11n.yaml", "-", "openvino"),
+        ("yolo11n-pst.yaml", 0, "openvino"),
+        ("yolo11n-pst.yaml", 2, "openvino"),
+    ]
+    assert res.rows[0]["ratio"] == 1.0 and all(r["median_ms"] > 0 for r in res.rows)
+    for r in res.rows:
+        assert r["dtype"] in ("fp32", "bf16", "fp16")
+        bound = 1e-3 if r["dtype"] == "fp32" else 0.02 * 64 * 4  # boxes are pixels, up to ~4x imgsz untrained
+        assert r["onnx_max_abs_diff"] < bound, r
+    assert "| export vs torch max abs diff |" in res.markdown
+    assert f"openvino {res.settings['runtimes']['openvino']}" in res.markdown
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS via /proc is Linux-only")
 def test_memory_measured_in_a_fresh_process():
     peak = measure_memory_cpu(Case("yolo11n-pst.yaml", 2, "torch"), 64, 1, 1, None, calls=2)
@@ -137,6 +174,7 @@ def test_memory_measured_in_a_fresh_process():
         (["half=True"], "half=True needs a CUDA device"),
         (["topk=a"], "non-negative integers"),
         (["imgsz=100"], "multiple of 32"),
+        (["runtime=torch,openvino", "device=0"], "runtime openvino runs on the CPU only here; use device=cpu"),
     ],
 )
 def test_speed_cli_errors(argv, message, cli):

@@ -236,6 +236,40 @@ def test_onnx_model_runs_with_k_fixed_and_no_overlay(assets, tmp_path, capsys):
     assert "attention overlay needs the PyTorch model" in printed
 
 
+@pytest.mark.slow
+def test_openvino_model_runs_with_k_fixed_and_no_overlay(assets, tmp_path, capsys):
+    """An OpenVINO export (a folder, not a file) runs as an ONNX one does: k from its pst_topk, f/+/- and
+    the overlay refused with a message."""
+    from pst_yolo.eval.export_matrix import available, install_hint
+    from pst_yolo.eval.exported import export
+
+    if not available("openvino"):
+        pytest.skip(install_hint("openvino"))
+    from ultralytics import YOLO
+
+    with warnings.catch_warnings():  # tracer and exporter chatter
+        warnings.simplefilter("ignore")
+        ov_dir = export(YOLO(str(assets.pt)), "openvino", IMGSZ, tmp_path / "export")
+    assert ov_dir.is_dir() and ov_dir.name.endswith("_openvino_model")
+    capsys.readouterr()
+    outs = []
+    s = run_demo(
+        str(assets.video),
+        str(ov_dir),
+        save_dir=tmp_path / "out",
+        keys=[ord("f"), ord("+"), ord("v"), -1],
+        max_frames=3,
+        on_frame=outs.append,
+        **{**RUN, "verbose": True},
+    )
+    printed = capsys.readouterr().out
+    assert s.frames_read == s.frames_processed == 3
+    assert [st.label for st in s.per_k] == ["k=8 (fixed at export)"]
+    assert all(len(o.selections) == 0 and len(o.boxes) > 0 for o in outs)
+    assert printed.count("k is fixed at export (k=8)") >= 3
+    assert "attention overlay needs the PyTorch model" in printed
+
+
 # ------------------------------------------------------------------------------------------------
 # Streams, cameras, bad input
 # ------------------------------------------------------------------------------------------------

@@ -1,0 +1,218 @@
+"""PST's attention in the forms export converters accept: same numbers, other operators.
+
+The fine branch (``PSAttn._fine_branch``) picks the top-k coarse tokens with ``torch.topk``, fetches
+the 2x2 fine patch under each with ``gather`` and masks patches cut by the border with
+``masked_fill``. Some converters cannot take these ops (NCNN's PNNX drops ``torch.topk``; coremltools
+types the gather indices as float). :func:`portable_fine_branch` computes the same selection with
+elementwise ops, reductions, nearest upsampling and matrix products only:
+
+- top-k as k rounds of "take the maximum": a one-hot row of the highest remaining score, ties to
+  the lowest index (row first, then column), the rule of ONNX's TopK;
+- gather as a product with that one-hot matrix (exact: one term of each sum is non-zero);
+- the border mask as a large negative logit (exp underflows to exactly 0, like -inf).
+
+The selected set is the same as ``torch.topk``'s unless scores tie exactly at the k-th place, where
+``torch.topk`` on CPU picks no fixed index (ONNX Runtime and OpenVINO, which follow ONNX's rule,
+pick the lowest, as this formulation does). Keys, values and the attention differ from the default
+path only by float rounding (other summation order); tests/nn/test_portable.py checks both.
+
+:class:`SlicedKV` slices keys and values from their projection *before* moving channels last (the
+default path slices after), for LiteRT's converter, which turns the latter into a FULLY_CONNECTED op
+that fails when the model is loaded.
+
+The formulations are subclasses of ``PSAttn`` with the same state: :func:`swap_attention` changes the
+class of a model's attention modules in place (``export_attention_class`` names the one a converter
+needs). Which export format gets which is decided at export time, in
+``pst_yolo.integration.export_formats``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from pst_yolo.nn.pst import PSAttn
+
+__all__ = (
+    "MASK_LOGIT",
+    "PortablePSAttn",
+    "SlicedKV",
+    "SlicedKVPSAttn",
+    "SlicedKVPortablePSAttn",
+    "export_attention_class",
+    "portable_fine_branch",
+    "portable_gate",
+    "swap_attention",
+    "topk_onehot",
+    "use_portable_fine_branch",
+)
+
+# A logit this far below the others gets exactly zero softmax weight (exp(-6e4) underflows in fp32 and
+# fp16); unlike -inf it cannot make NaN through 0 * inf, and it fits in fp16 (max 65504).
+MASK_LOGIT = 6.0e4
+
+
+def _step(t: torch.Tensor) -> torch.Tensor:
+    """1.0 where t > 0, else 0.0 (exact for every finite float: ceil maps (0, 1] to 1 and 0 to 0)."""
+    return torch.ceil(torch.clamp(t, 0.0, 1.0))
+
+
+def _equals(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """1.0 where a == b for integer-valued floats, else 0.0."""
+    return 1.0 - torch.clamp((a - b).abs(), 0.0, 1.0)
+
+
+def topk_onehot(score: torch.Tensor, k: int, width: int) -> torch.Tensor:
+    """One-hot rows of the k highest scores, without topk/argmax/gather.
+
+    score: [..., M] over a row-major grid of ``width`` columns (M = rows * width).
+    Returns [..., k, M]: row i is 1 at the (i+1)-th highest score. Ties go to the lower index (lower
+    grid row, then lower column; row and column, not the flat index, so the numbers stay exact in
+    fp16 up to 2048 rows/columns).
+    """
+    M = score.shape[-1]
+    if not torch.jit.is_tracing() and (not 0 < k <= M or M % width):  # (traced sizes are tensors)
+        raise ValueError(f"topk_onehot: need 0 < k <= {M} and {M} divisible by width {width}, got k={k}")
+    height = M // width
+    flat = torch.arange(M, device=score.device)
+    row = torch.div(flat, width, rounding_mode="floor").to(score.dtype)
+    col = (flat % width).to(score.dtype)
+    s = score
+    rows = []
+    for _ in range(k):
+        best = s.amax(dim=-1, keepdim=True)
+        tied = 1.0 - _step(best - s)  # 1 at every maximum
+        r = (row + (1.0 - tied) * height).amin(dim=-1, keepdim=True)  # lowest grid row holding one
+        tied = tied * _equals(row, r)
+        c = (col + (1.0 - tied) * width).amin(dim=-1, keepdim=True)  # lowest column in that row
+        onehot = tied * _equals(col, c)
+        rows.append(onehot)
+        # Out of the next rounds: MASK_LOGIT below everything else (scores are attention logits, far smaller)
+        s = s - onehot * MASK_LOGIT
+    return torch.stack(rows, dim=-2)
+
+
+def _fit(t: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """[..., h, w] -> [..., H, W]: cut at the bottom/right, or pad with zeros there."""
+    t = t[..., :H, :W]
+    ph, pw = H - t.shape[-2], W - t.shape[-1]
+    return F.pad(t, (0, pw, 0, ph)) if (ph or pw) else t
+
+
+def _patch_onehot(sel: torch.Tensor, Hu: int, Wu: int, H: int, W: int) -> torch.Tensor:
+    """Coarse one-hot rows [B, h, k, Hu*Wu] -> fine one-hot rows [B, h, 4k, H*W] of their 2x2 patches.
+
+    A row is all zero where its position (2r+a, 2c+b) falls outside the H x W map.
+    """
+    B, h, k, _ = sel.shape
+    up = F.interpolate(sel.reshape(B, h * k, Hu, Wu), scale_factor=2.0, mode="nearest")  # [B, hk, 2Hu, 2Wu]
+    ys = torch.arange(2 * Hu, device=sel.device) % 2
+    xs = torch.arange(2 * Wu, device=sel.device) % 2
+    parts = []
+    for a in (0, 1):
+        for b in (0, 1):
+            parity = ((ys == a)[:, None] & (xs == b)[None, :]).to(sel.dtype)  # [2Hu, 2Wu]
+            parts.append(_fit(up * parity, H, W).reshape(B, h, k, H * W))
+    return torch.cat(parts, dim=2)
+
+
+def portable_fine_branch(
+    self: PSAttn, x: torch.Tensor, q: torch.Tensor, k_up: torch.Tensor, Wu: int, topk: int
+) -> torch.Tensor:
+    """``PSAttn._fine_branch`` without topk, gather or masked_fill (same arguments, same result).
+
+    x: [B, dim, H, W]; q: [B, heads, N, d]; k_up: [B, heads, M, d]. Returns refined [B, heads, N, d].
+    """
+    B, C, H, W = x.shape
+    h, d = self.num_heads, self.head_dim
+    Hu = k_up.shape[2] // Wu
+    score = (q.mean(dim=2, keepdim=True) * self.scale) @ k_up.transpose(-2, -1)  # [B, h, 1, M]
+    sel = topk_onehot(score.squeeze(2), topk, Wu)  # [B, h, k, M]
+    onehot = _patch_onehot(sel, Hu, Wu, H, W)  # [B, h, 4k, N]
+    T = onehot.shape[2]
+
+    affine = self._kv_affine()
+    if affine is None:  # train-mode BatchNorm: project the whole map, then pick tokens (as the default path)
+        kv = self._heads(self.kv(x), 2 * d)  # [B, h, N, 2d]
+        picked = onehot @ kv
+    else:  # pick tokens, then project only them: the default path's arithmetic
+        w, b = affine
+        x_t = x.flatten(2).transpose(1, 2)  # [B, N, C]
+        tok = (onehot.reshape(B, h * T, H * W) @ x_t).reshape(B, h, T, C)
+        picked = torch.matmul(tok, w.reshape(h, 2 * d, C).transpose(1, 2)) + b.reshape(h, 1, 2 * d)
+    k_sel, v_sel = picked[..., :d], picked[..., d:]  # [B, h, 4k, d]
+
+    valid = onehot.sum(dim=-1)  # [B, h, 4k]: 1 inside the map, 0 for a patch position cut by the border
+    logits = (q * self.scale) @ k_sel.transpose(-2, -1) + ((valid - 1.0) * MASK_LOGIT).unsqueeze(2)
+    return logits.softmax(dim=-1) @ v_sel
+
+
+def portable_gate(self: PSAttn, coarse: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
+    """``PSAttn._gate`` as a per-token linear map instead of a Conv1d over a [B*heads, 2d, N] batch
+    (NCNN has no batch axis: with heads > 1 it would run the Conv1d on the wrong layout).
+
+    coarse, refined: [B, heads, N, d] -> [B, heads, N, d].
+    """
+    conv = self.gate_conv1d
+    g = F.linear(torch.cat([coarse, refined], dim=-1), conv.weight[:, :, 0], conv.bias).sigmoid()
+    return g * refined + (1 - g) * coarse
+
+
+class PortablePSAttn(PSAttn):
+    """PSAttn whose fine branch and gate are :func:`portable_fine_branch` and :func:`portable_gate`."""
+
+    _fine_branch = portable_fine_branch
+    _gate = portable_gate
+
+
+class SlicedKV:
+    """Mixin: keys/values sliced from the projection in channel layout, then moved channels last.
+
+    Same numbers as ``PSAttn._split_kv`` (which moves channels last, then slices); litert-torch turns
+    the latter into a FULLY_CONNECTED op with the wrong input layout (fails at load time).
+    """
+
+    def _split_kv(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, 2*dim, h, w] -> k, v: [B, heads, h*w, d]."""
+        kv = t.reshape(t.shape[0], self.num_heads, 2 * self.head_dim, -1)
+        return kv[:, :, : self.head_dim].transpose(-2, -1), kv[:, :, self.head_dim :].transpose(-2, -1)
+
+
+class SlicedKVPSAttn(SlicedKV, PSAttn):
+    """The default formulation with keys/values sliced first (LiteRT)."""
+
+
+class SlicedKVPortablePSAttn(SlicedKV, PortablePSAttn):
+    """The portable formulation with keys/values sliced first."""
+
+
+def export_attention_class(portable: bool, sliced_kv: bool) -> type:
+    """The PSAttn (sub)class computing the same thing in the form a converter accepts."""
+    return {
+        (False, False): PSAttn,
+        (True, False): PortablePSAttn,
+        (False, True): SlicedKVPSAttn,
+        (True, True): SlicedKVPortablePSAttn,
+    }[(bool(portable), bool(sliced_kv))]
+
+
+def swap_attention(model: torch.nn.Module, cls: type) -> list:
+    """Set the class of every PSAttn in ``model`` to ``cls`` (same state, other methods); returns them."""
+    attns = [m for m in model.modules() if isinstance(m, PSAttn)]
+    for m in attns:
+        m.__class__ = cls
+    return attns
+
+
+@contextlib.contextmanager
+def use_portable_fine_branch(model: torch.nn.Module, sliced_kv: bool = False) -> Iterator[int]:
+    """Within the block every PSAttn of ``model`` runs :func:`portable_fine_branch` (and, with
+    ``sliced_kv``, :class:`SlicedKV`); yields how many layers. Restores plain PSAttn after."""
+    attns = swap_attention(model, export_attention_class(True, sliced_kv))
+    try:
+        yield len(attns)
+    finally:
+        swap_attention(model, PSAttn)
