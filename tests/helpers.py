@@ -125,3 +125,50 @@ def tree_state(root: Path) -> dict[str, str]:
             else:
                 state[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return state
+
+
+# --------------------------------------------------------------------------------------------------
+# Model outputs (shared by the config tests)
+# --------------------------------------------------------------------------------------------------
+def output_shapes(obj):
+    """Nested shapes of a model output (tensors, lists/tuples, dicts)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return tuple(obj.shape)
+    if isinstance(obj, (list, tuple)):
+        return [output_shapes(o) for o in obj]
+    if isinstance(obj, dict):
+        return {k: output_shapes(v) for k, v in obj.items()}
+    return type(obj).__name__
+
+
+def all_finite(obj) -> bool:
+    """Every tensor in a nested model output is finite."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return bool(torch.isfinite(obj).all())
+    if isinstance(obj, (list, tuple)):
+        return all(all_finite(o) for o in obj)
+    if isinstance(obj, dict):
+        return all(all_finite(v) for v in obj.values())
+    return True
+
+
+def run_with_layer_shapes(model, x):
+    """Model output and the output shape of every layer (``model.model`` entries), without gradients."""
+    import torch
+
+    shapes = {}
+    hooks = [
+        m.register_forward_hook(lambda mod, a, out, i=i: shapes.__setitem__(i, output_shapes(out)))
+        for i, m in enumerate(model.model)
+    ]
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return out, shapes

@@ -26,7 +26,8 @@ TF_FORMATS = ("saved_model", "pb", "edgetpu")  # Ultralytics' TensorFlow path: O
 
 
 @contextlib.contextmanager
-def _chdir(path: Path) -> Iterator[None]:
+def working_directory(path: Path) -> Iterator[None]:
+    """Run the block in ``path`` (exporters write next to the working directory), then return."""
     old = Path.cwd()
     os.chdir(path)
     try:
@@ -46,7 +47,7 @@ def export(yolo: Any, fmt: str, imgsz: int, out_dir: str | Path, **kwargs: Any) 
         sample = out_dir / "calibration_image_sample_data_20x128x128x3_float32.npy"
         if not sample.exists():
             np.save(sample, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
-    with _chdir(out_dir):
+    with working_directory(out_dir):
         return Path(yolo.export(format=fmt, imgsz=imgsz, **kwargs)).resolve()
 
 

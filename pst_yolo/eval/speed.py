@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from pst_yolo.eval.exported import working_directory
 from pst_yolo.eval.inputs import check_model_file, check_positive, load_model
 from pst_yolo.integration.runtime import quiet_ultralytics
 
@@ -107,16 +108,6 @@ class Case:
 # --------------------------------------------------------------------------------------------------
 # Building the cases
 # --------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _chdir(path: Path):
-    old = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 def _has_pst(model_name: str) -> bool:
     from pst_yolo.nn.topk import pst_layers
 
@@ -222,7 +213,7 @@ def export_onnx(
         stem = Path(model_name).stem + ("" if k is None else f"_k{k}") + ("_mha" if attention == "ort" else "")
         work = out_dir / f".export_{stem}"
         work.mkdir(exist_ok=True)
-        with _chdir(work):  # a YAML-built model is exported into the working directory
+        with working_directory(work):  # a YAML-built model is exported into the working directory
             f = Path(y.export(**kw)).resolve()
     dst = out_dir / f"{stem}.onnx"
     os.replace(f, dst)

@@ -13,6 +13,7 @@ from ultralytics import YOLO
 from ultralytics.nn import tasks
 
 import pst_yolo
+from helpers import all_finite, output_shapes, run_with_layer_shapes
 from pst_yolo.nn.pst import PST
 
 pst_yolo.register()  # normally done by the autoload hook already; idempotent
@@ -21,43 +22,6 @@ CASES = [("yolo11", s) for s in "nslmx"] + [("yolo12", s) for s in "nsm"]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _shapes(obj):
-    """Nested shapes of a model output (tensors, lists/tuples, dicts)."""
-    if isinstance(obj, torch.Tensor):
-        return tuple(obj.shape)
-    if isinstance(obj, (list, tuple)):
-        return [_shapes(o) for o in obj]
-    if isinstance(obj, dict):
-        return {k: _shapes(v) for k, v in obj.items()}
-    return type(obj).__name__
-
-
-def _all_finite(obj) -> bool:
-    if isinstance(obj, torch.Tensor):
-        return bool(torch.isfinite(obj).all())
-    if isinstance(obj, (list, tuple)):
-        return all(_all_finite(o) for o in obj)
-    if isinstance(obj, dict):
-        return all(_all_finite(v) for v in obj.values())
-    return True
-
-
-def _run(model, x):
-    """Model output and the output shape of every layer, in eval mode."""
-    layer_shapes = {}
-    hooks = [
-        m.register_forward_hook(lambda mod, a, out, i=i: layer_shapes.__setitem__(i, _shapes(out)))
-        for i, m in enumerate(model.model)
-    ]
-    try:
-        with torch.no_grad():
-            out = model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return out, layer_shapes
 
 
 def _params(model) -> int:
@@ -76,14 +40,14 @@ def test_shipped_config_builds_runs_and_matches_stock(family, scale):
     assert torch.equal(model.stride, stock.stride)
 
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    ref_out, ref_layers = _run(stock, x)
+    ref_out, ref_layers = run_with_layer_shapes(stock, x)
     for k in (0, 2):
         pst_yolo.set_topk(model, k)
         assert [m.k for m in pst] == [k, k]
-        out, layers = _run(model, x)
-        assert _shapes(out) == _shapes(ref_out), k
+        out, layers = run_with_layer_shapes(model, x)
+        assert output_shapes(out) == output_shapes(ref_out), k
         assert layers == ref_layers, k  # every layer, PST ones included, has the stock output shape
-        assert _all_finite(out), k
+        assert all_finite(out), k
 
     n_pst, n_stock = _params(model), _params(stock)
     assert n_pst != n_stock  # really a different model

@@ -12,7 +12,7 @@ import yaml
 from ultralytics.nn import tasks
 
 import pst_yolo
-from helpers import ultralytics_ships
+from helpers import all_finite, output_shapes, run_with_layer_shapes, ultralytics_ships
 from pst_yolo.eval.tables import _twins, build_model, config_twins
 from pst_yolo.nn.pst import PST
 
@@ -61,41 +61,6 @@ def test_config_is_stock_except_the_two_pst_rows(name):
     assert [ours_rows[i] for i in PST_ROWS] == [base_rows[i] for i in PST_ROWS]
 
 
-def _shapes(obj):
-    if isinstance(obj, torch.Tensor):
-        return tuple(obj.shape)
-    if isinstance(obj, (list, tuple)):
-        return [_shapes(o) for o in obj]
-    if isinstance(obj, dict):
-        return {k: _shapes(v) for k, v in obj.items()}
-    return type(obj).__name__
-
-
-def _finite(obj) -> bool:
-    if isinstance(obj, torch.Tensor):
-        return bool(torch.isfinite(obj).all())
-    if isinstance(obj, (list, tuple)):
-        return all(_finite(o) for o in obj)
-    if isinstance(obj, dict):
-        return all(_finite(v) for v in obj.values())
-    return True
-
-
-def _layer_shapes(model, x):
-    shapes = {}
-    hooks = [
-        m.register_forward_hook(lambda mod, a, out, i=i: shapes.__setitem__(i, _shapes(out)))
-        for i, m in enumerate(model.model)
-    ]
-    try:
-        with torch.no_grad():
-            out = model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return out, shapes
-
-
 SCALES = [
     pytest.param(
         n,
@@ -128,13 +93,13 @@ def test_every_scale_builds_runs_and_matches_stock_shapes(name, scale):
     model.args = stock.args = get_cfg()  # what a trainer attaches; the loss reads its gains
     assert type(model.init_criterion()) is type(stock.init_criterion())  # e.g. YOLO26's E2ELoss
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    ref_out, ref_layers = _layer_shapes(stock, x)
+    ref_out, ref_layers = run_with_layer_shapes(stock, x)
     for k in (0, 2):
         pst_yolo.set_topk(model, k)
-        out, layer_shapes = _layer_shapes(model, x)
-        assert _shapes(out) == _shapes(ref_out), k
+        out, layer_shapes = run_with_layer_shapes(model, x)
+        assert output_shapes(out) == output_shapes(ref_out), k
         assert layer_shapes == ref_layers, k
-        assert _finite(out), k
+        assert all_finite(out), k
     n_pst, n_stock = (sum(p.numel() for p in m.parameters()) for m in (model, stock))
     assert n_pst != n_stock and math.isclose(n_pst, n_stock, rel_tol=0.20), (n_pst, n_stock)
 
