@@ -210,6 +210,26 @@ def run_convert(opts: dict) -> int:
     return 0
 
 
+def run_study(opts: dict) -> int:
+    from pst_yolo.eval import study
+
+    action = opts.pop("action", "run")
+    if action not in ("run", "list", "report"):
+        raise CLIError(f"study: the first word must be run, list or report, got {action!r}")
+    if action == "list":
+        opts.pop("force", None)
+        print(study.study_status(opts.get("project", study.DEFAULT_PROJECT), opts.get("cells")))
+    elif action == "report":
+        if "cells" in opts or "force" in opts:
+            raise CLIError("study report reads every finished cell; cells= and force= are for running cells")
+        print(f"written: {study.write_report(**opts)}")
+    else:
+        if "out" in opts:
+            raise CLIError("out= is for `pst-yolo study report`; a run writes its report into project=")
+        study.run_study(**opts)
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------
 # The table
 # --------------------------------------------------------------------------------------------------
@@ -245,6 +265,12 @@ def _training_keys(task: str) -> tuple[Key, ...]:
         Key("name", str, "bench" if detect else task, "run folder name (numbered if it exists)"),
         Key("exist_ok", to_bool, False, "reuse the named run folder (if empty or an earlier pst-yolo run)"),
         Key("recipe", str, "fast (synthetic) / stock", "fast: the embedded set's recipe; stock: Ultralytics' defaults"),
+        Key(
+            "fine_train",
+            str,
+            "PST_FINE_TRAIN if set, else 0",
+            "PST models: fine-aware training (N = the last N epochs, P in (0,1] = that share of batches)",
+        ),
         Key("eval_batch", int, "1" if detect else "1 (synthetic) / batch", "evaluation batch (1: per-image latency)"),
         Key("train", int, None, "generated set: train images (no data= only)"),
         Key("val", int, None, "generated set: val images (no data= only)"),
@@ -589,6 +615,26 @@ def build_commands() -> dict[str, Command]:
                 Key("name", str, "exp", "run folder name"),
             ),
             example="pst-yolo speed models=yolo11n.yaml,yolo11n-pst.yaml runtime=torch,onnx topk=0,8",
+        ),
+        Command(
+            "study",
+            "does PST help? a resumable grid of training runs (seeds, fine-aware, layers, recipe, curves) + report",
+            "pst_yolo.eval.study.run_study",
+            run_study,
+            positional="action",
+            keys=(
+                Key(
+                    "action",
+                    str,
+                    "run",
+                    "run (pending cells, then the report), list (cell status: study_status) or report (write_report)",
+                ),
+                Key("cells", str_list, "all", "groups (noise,fine,layers,recipe,curves), id prefixes or cell ids"),
+                Key("project", str, "runs/pst-study", "the study folder: cells/ (one JSON per cell), runs/, data/"),
+                Key("force", to_bool, False, "rerun the selected cells even if they have results"),
+                Key("out", str, "project=", "report: the folder for study.md, noise.png, curves.png"),
+            ),
+            example="pst-yolo study cells=noise   # later: pst-yolo study report project=runs/pst-study out=docs/accuracy",
         ),
         Command(
             "convert",

@@ -577,6 +577,7 @@ def bench(
     split: str = "val",
     train_args: Optional[Mapping[str, Any]] = None,
     task: str = "detect",
+    fine_train: Any = None,
     verbose: bool = True,
 ) -> BenchResult:
     """Train/load each model, evaluate it at each k, write results.md/.csv/.png into the run folder.
@@ -600,11 +601,16 @@ def bench(
         split: the split Ultralytics validates (classify, segment, pose, obb: ``val`` or ``test``).
         train_args: more Ultralytics train() overrides (e.g. ``{"lr0": 0.01}``), applied last.
         task: ``detect``, ``classify``, ``segment``, ``pose`` or ``obb``.
+        fine_train: fine-aware training of the PST models trained here: ``"N"`` (fine branch on in the last N
+            epochs), ``"P"`` in (0, 1] (that share of batches) or ``"0"`` (coarse only, the paper's recipe);
+            None: as ``PST_FINE_TRAIN`` says (unset: coarse only). Stock models train as they are.
     """
     from ultralytics import YOLO
 
     from pst_yolo.data.writer import run_folder
     from pst_yolo.eval.inputs import check_positive, load_model
+    from pst_yolo.integration.callbacks import fine_training
+    from pst_yolo.nn.fine_train import FineTrainSchedule
     from pst_yolo.nn.topk import get_topk, pst_layers, set_topk
 
     if task not in TASKS:
@@ -616,6 +622,7 @@ def bench(
     check_positive(epochs=epochs, imgsz=imgsz, batch=batch, eval_batch=eval_batch)
     if workers < 0:
         raise ValueError(f"workers={workers}: must be >= 0")
+    schedule = None if fine_train is None else FineTrainSchedule.parse(fine_train)
     to_train = [m for m in models if Path(m).suffix in (".yaml", ".yml")]
     _check_model_tasks(to_train, spec)
     if spec.check is not None:
@@ -669,6 +676,7 @@ def bench(
         "device": device,
         "seed": seed,
         "split": split,
+        "fine_train": schedule.describe() if schedule else None,
     }
 
     n_steps, step = len(to_train) + len(models), 0
@@ -682,6 +690,8 @@ def bench(
                 )
             t0 = time.perf_counter()
             model = YOLO(m, task=task)
+            if schedule is not None and pst_layers(model):  # pinned: wins over PST_FINE_TRAIN for this model
+                fine_training(model, schedule)
             model.train(name=model_label(m), **train_kw)
             best = Path(model.trainer.best) if Path(model.trainer.best).is_file() else Path(model.trainer.last)
             weights[m] = (str(best), time.perf_counter() - t0)
@@ -857,6 +867,7 @@ def _markdown_report(table: str, settings: dict, seconds: float, rows: Sequence[
         f"- imgsz {settings['imgsz']}, epochs {settings['epochs']}, batch {settings['batch']}, recipe "
         f"{settings['recipe']}, seed {settings['seed']}, device {settings['device']}",
         f"- training settings: {json.dumps(settings['train_args'])}",
+        *([f"- PST fine-aware training: {settings['fine_train']}"] if settings.get("fine_train") else []),
         f"- machine: {machine_description()}",
         f"- wall time: {seconds / 60:.1f} min" + (f" (training: {', '.join(trained)})" if trained else ""),
         "",

@@ -1,0 +1,642 @@
+"""``pst-yolo study``: does PST help? A grid of training runs on the embedded set, resumable, with a report.
+
+    from pst_yolo.eval.study import run_study, study_status, write_report
+    run_study()                                   # every pending cell, in grid order, then the report
+    run_study(cells=["noise"], seeds=None)        # one group (or cell ids such as "noise/yolo11n-pst/s1")
+    run_study(cells=["recipe/yolo11n/lr0.01"], force=True)   # rerun one cell
+    print(study_status())                         # which cells are done, where they ran, how long they took
+    write_report("runs/pst-study", out="docs/accuracy")      # tables (study.md) and plots from the cells
+
+A **cell** is one model trained once with one seed and one recipe, then scored with pycocotools on the
+embedded set's val split (PST models at k = 0 and k = 8), exactly as ``pst-yolo bench`` does: each cell is
+one ``bench()`` call on the same generated dataset. Its result is one JSON file in ``<project>/cells``,
+written when the cell has finished (atomically), with the machine and versions it ran on; a cell whose
+file exists is skipped, so an interrupted study resumes where it stopped. The report only reads those
+files: the committed ``docs/accuracy/cells`` give ``docs/accuracy/study.md`` without training anything.
+
+The groups (issue 14; the main job's budget is ``pst-yolo bench``'s: 8 epochs, batch 16, AdamW lr 0.003):
+
+- ``noise``: yolo11n, yolo11n-pst, yolo12n, yolo12n-pst (the authors' layout), seeds 0-2, main-job budget;
+- ``fine``: yolo11n-pst trained fine-aware (fine branch on in the last 2 of 8 epochs; on for half of the
+  batches), seeds 0-2; compared with the coarse-only ``noise`` cells;
+- ``layers``: PST at P3 only and at P4 only (``cfg/study``), seed 0;
+- ``recipe``: lr0 0.001 and 0.01 for yolo11n and yolo11n-pst, seed 0 (lr0 0.003 is the ``noise`` seed-0 cell);
+- ``curves``: yolo11n and yolo11n-pst for 40 epochs (5x the budget) with Ultralytics' validation after every
+  epoch, pycocotools at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import platform
+import socket
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional, Sequence
+
+from pst_yolo.data.synth import SynthSpec
+
+STUDY_TOPK = (0, 8)
+SEEDS = (0, 1, 2)
+CURVE_EPOCHS = 40
+DEFAULT_PROJECT = "runs/pst-study"
+GROUPS = ("noise", "fine", "layers", "recipe", "curves")
+
+
+# --------------------------------------------------------------------------------------------------
+# The grid
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cell:
+    """One training run of the study: ``model`` trained with ``seed`` and the main job's recipe plus ``train_args``."""
+
+    id: str  # "<group>/<name>/<variant>", also the file name of its result (with "/" -> "__")
+    group: str
+    model: str  # a shipped config name (yolo11n-pst.yaml) or a cfg/study config name (yolo11n-pst-p3.yaml)
+    seed: int = 0
+    epochs: Optional[int] = None  # None: the main job's
+    train_args: tuple[tuple[str, Any], ...] = ()  # Ultralytics train() overrides on top of the main job's recipe
+    fine_train: Optional[str] = None  # PST fine-aware schedule (bench's fine_train=); None: coarse only
+
+    @property
+    def file_name(self) -> str:
+        return self.id.replace("/", "__") + ".json"
+
+
+def _study_config(name: str) -> str:
+    """A path Ultralytics builds: cfg/study/yolo11-pst-p3.yaml read as yolo11n-pst-p3.yaml (scale from the name)."""
+    from pst_yolo.integration.model_parsing import cfg_dir
+
+    return str(cfg_dir() / "study" / name)
+
+
+STUDY_CONFIGS = {"yolo11n-pst-p3.yaml": "P3", "yolo11n-pst-p4.yaml": "P4"}
+
+
+def grid() -> list[Cell]:
+    """Every cell of the study, in the order they run (the most informative first)."""
+    cells: list[Cell] = []
+    noise_models = ("yolo11n.yaml", "yolo11n-pst.yaml", "yolo12n.yaml", "yolo12n-pst.yaml")
+    for seed in SEEDS:  # seed by seed: a partial study still compares every model
+        cells += [Cell(f"noise/{Path(m).stem}/s{seed}", "noise", m, seed) for m in noise_models]
+    for seed in SEEDS:
+        cells += [
+            Cell(f"fine/last2/s{seed}", "fine", "yolo11n-pst.yaml", seed, fine_train="2"),
+            Cell(f"fine/share0.5/s{seed}", "fine", "yolo11n-pst.yaml", seed, fine_train="0.5"),
+        ]
+    cells += [Cell(f"layers/{Path(m).stem}/s0", "layers", m, 0) for m in STUDY_CONFIGS]
+    for lr in (0.001, 0.01):
+        cells += [
+            Cell(f"recipe/{Path(m).stem}/lr{lr}", "recipe", m, 0, train_args=(("lr0", lr),))
+            for m in ("yolo11n.yaml", "yolo11n-pst.yaml")
+        ]
+    cells += [
+        Cell(f"curves/{Path(m).stem}/s0", "curves", m, 0, epochs=CURVE_EPOCHS, train_args=(("val", True),))
+        for m in ("yolo11n.yaml", "yolo11n-pst.yaml")
+    ]
+    return cells
+
+
+def select(names: Optional[Iterable[str]] = None) -> list[Cell]:
+    """The cells named by group (``noise``), id prefix (``noise/yolo11n-pst``) or id; None: all. Unknown names raise."""
+    cells = grid()
+    if not names:
+        return cells
+    chosen: list[Cell] = []
+    for name in names:
+        name = name.strip().strip("/")
+        hits = [c for c in cells if c.id == name or c.id.startswith(name + "/")]
+        if not hits:
+            raise ValueError(
+                f"no study cell or group {name!r}; groups: {', '.join(GROUPS)}; cells: `pst-yolo study list`"
+            )
+        chosen += [c for c in hits if c not in chosen]
+    return [c for c in cells if c in chosen]  # grid order
+
+
+# --------------------------------------------------------------------------------------------------
+# Running cells
+# --------------------------------------------------------------------------------------------------
+def cells_dir(project: str | Path) -> Path:
+    return Path(project) / "cells"
+
+
+def read_cell(project: str | Path, cell: Cell) -> Optional[dict]:
+    path = cells_dir(project) / cell.file_name
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not a study cell result ({e}); delete it to rerun the cell") from e
+
+
+def _write_json(path: Path, record: dict) -> None:
+    """Whole or not at all: an interrupted write leaves no cell file (the cell then reruns)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _dataset(project: Path, spec: Optional[SynthSpec], verbose: bool) -> Path:
+    """The main job's embedded dataset (or ``spec``), generated once into ``<project>/data`` (reused while its
+    spec matches)."""
+    from pst_yolo.data.coco_map import MAP_FILE, read_map
+    from pst_yolo.data.synth import generate
+    from pst_yolo.eval.bench import DETECT
+
+    spec = spec or DETECT.main_synth
+    out = project / "data"
+    if (out / "data.yaml").is_file() and read_map(out / MAP_FILE).get("spec") == asdict(spec):
+        return out / "data.yaml"
+    if verbose:
+        print(f"pst-yolo study: generating the main job's dataset into {out}")
+    return generate(out, spec)
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import torch
+    import ultralytics
+
+    from pst_yolo import __version__
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ultralytics": ultralytics.__version__,
+        "numpy": numpy.__version__,
+        "pst_yolo": __version__,
+    }
+
+
+def _curve(results_csv: Path) -> list[dict[str, float]]:
+    """Ultralytics' per-epoch validation (``results.csv`` of the training run): epoch, mAP50-95, mAP50."""
+    if not results_csv.is_file():
+        return []
+    rows = []
+    with results_csv.open() as f:
+        for r in csv.DictReader(f):
+            r = {k.strip(): v for k, v in r.items()}
+            try:
+                rows.append(
+                    {
+                        "epoch": int(float(r["epoch"])),
+                        "AP": float(r["metrics/mAP50-95(B)"]),
+                        "AP50": float(r["metrics/mAP50(B)"]),
+                    }
+                )
+            except (KeyError, ValueError):
+                continue
+    return rows
+
+
+def run_cell(
+    cell: Cell, project: str | Path = DEFAULT_PROJECT, synth: Optional[SynthSpec] = None, verbose: bool = True
+) -> dict:
+    """Train and score one cell now (whether or not it has a result) and write its result file.
+
+    ``synth``: another generated dataset than the main job's (tests use a tiny one); the report does not
+    tell cells of different datasets apart, so keep one dataset per project."""
+    from pst_yolo.eval.bench import bench
+    from pst_yolo.eval.tables import machine_description, model_label
+
+    project = Path(project)
+    data = _dataset(project, synth, verbose)
+    model = _study_config(cell.model) if cell.model in STUDY_CONFIGS else cell.model
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    res = bench(
+        data=data,
+        models=[model],
+        topk=list(STUDY_TOPK),
+        epochs=cell.epochs,
+        seed=cell.seed,
+        project=project / "runs",
+        name=cell.id.replace("/", "__"),
+        exist_ok=True,
+        train_args=dict(cell.train_args),
+        fine_train=cell.fine_train,
+        verbose=verbose,
+    )
+    record = {
+        "cell": asdict(cell),
+        "results": [{"k": r.k, "stats": r.stats, "params": r.params} for r in res.rows],
+        "train_seconds": res.rows[0].train_seconds,
+        "seconds": time.perf_counter() - t0,
+        "epochs": res.settings["epochs"],
+        "train_args": res.settings["train_args"],
+        "fine_train": res.settings["fine_train"],
+        "curve": _curve(res.run_dir / model_label(model) / "results.csv"),
+        "machine": machine_description(),
+        "versions": _versions(),
+        "started": started.isoformat(timespec="seconds"),
+        "run_dir": str(res.run_dir),
+        "dataset": res.settings["dataset"],
+    }
+    _write_json(cells_dir(project) / cell.file_name, record)
+    return record
+
+
+@dataclass
+class StudyRun:
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # finished before (or by another process meanwhile)
+    busy: list[str] = field(default_factory=list)  # being run by another live process
+    report: Optional[Path] = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _claim(project: Path, cell: Cell) -> Iterator[bool]:
+    """Yield True if this process may run ``cell``: a claim file names the process running it. A claim whose
+    process is gone (killed, machine restarted) is taken over; one from another host (shared folder) is respected."""
+    path = cells_dir(project) / f".{cell.file_name}.running"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}")
+    tmp.write_text(f"{socket.gethostname()} {os.getpid()}")
+    claimed = False
+    try:
+        for _ in range(3):
+            try:
+                os.link(tmp, path)  # atomic: the claim exists whole or not at all
+                claimed = True
+                break
+            except FileExistsError:
+                try:
+                    host, pid = path.read_text().split()
+                except (OSError, ValueError):
+                    continue  # released meanwhile: try again
+                if host == socket.gethostname() and not _alive(int(pid)):
+                    path.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                break
+    finally:
+        tmp.unlink(missing_ok=True)
+    try:
+        yield claimed
+    finally:
+        if claimed:
+            path.unlink(missing_ok=True)
+
+
+def run_study(
+    cells: Optional[Sequence[str]] = None,
+    project: str | Path = DEFAULT_PROJECT,
+    force: bool = False,
+    report: bool = True,
+    synth: Optional[SynthSpec] = None,
+    verbose: bool = True,
+) -> StudyRun:
+    """Run the study's pending cells (``cells``: groups, id prefixes or ids; default all) in grid order.
+
+    A cell with a result file is skipped unless ``force``; each result is written as soon as its cell ends,
+    so stopping the study (Ctrl-C, a lost session) loses at most the cell in progress. Then the report is
+    written (``<project>/study.md``, ``noise.png``, ``curves.png``)."""
+    chosen = select(cells)
+    project = Path(project)
+    todo = [c for c in chosen if force or read_cell(project, c) is None]
+    out = StudyRun(skipped=[c.id for c in chosen if c not in todo])
+    if verbose:
+        print(
+            f"pst-yolo study: {len(todo)} cell(s) to run, {len(out.skipped)} already done "
+            f"(results in {cells_dir(project)})"
+        )
+    spent: list[float] = []
+    for i, cell in enumerate(todo, 1):
+        # Looked at again just before the cell: another study process on the same project may have finished
+        # it meanwhile, or be running it now (two processes share the work; each cell runs once).
+        if not force and read_cell(project, cell) is not None:
+            out.skipped.append(cell.id)
+            continue
+        with _claim(project, cell) as mine:
+            if not mine:
+                out.busy.append(cell.id)
+                if verbose:
+                    print(f"\n=== pst-yolo study: {cell.id} is being run by another process; next cell")
+                continue
+            if verbose:
+                eta = ""
+                if spent:
+                    left = statistics.mean(spent) * (len(todo) - i + 1) / 60
+                    eta = f", at most {left:.0f} min left at {statistics.mean(spent) / 60:.1f} min per cell"
+                print(f"\n=== pst-yolo study [{i}/{len(todo)}] {cell.id}{eta}", flush=True)
+            t0 = time.perf_counter()
+            record = run_cell(cell, project, synth=synth, verbose=verbose)
+            spent.append(time.perf_counter() - t0)
+            out.ran.append(cell.id)
+        if verbose:
+            shown = ", ".join(f"k={r['k']}: AP {r['stats']['AP']:.3f}" for r in record["results"])
+            print(f"=== {cell.id} done in {spent[-1] / 60:.1f} min: {shown}", flush=True)
+    if report:
+        out.report = write_report(project)
+        if verbose:
+            print(f"\npst-yolo study: report written to {out.report}")
+    return out
+
+
+def study_status(project: str | Path = DEFAULT_PROJECT, cells: Optional[Sequence[str]] = None) -> str:
+    """A markdown table: every selected cell, done or pending, with its AP, minutes and machine."""
+    lines = ["| cell | model | seed | epochs | recipe change | status | AP k=0 (or stock) | AP k=8 | minutes |"]
+    lines.append("|---|---|---:|---:|---|---|---:|---:|---:|")
+    for c in select(cells):
+        rec = read_cell(project, c)
+        change = ", ".join(f"{k}={v}" for k, v in c.train_args) or "-"
+        if c.fine_train:
+            change = (change + ", " if change != "-" else "") + f"fine_train={c.fine_train}"
+        epochs = c.epochs or "main"
+        if rec is None:
+            lines.append(f"| {c.id} | {c.model} | {c.seed} | {epochs} | {change} | pending | | | |")
+            continue
+        aps = _ap_by_k(rec)
+        k0 = aps.get(0, aps.get(None))
+        lines.append(
+            f"| {c.id} | {c.model} | {c.seed} | {rec['epochs']} | {change} | done {rec['started'][:10]} | "
+            f"{_f(k0)} | {_f(aps.get(8))} | {rec['seconds'] / 60:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------------
+def _ap_by_k(record: dict, stat: str = "AP") -> dict[Optional[int], float]:
+    return {r["k"]: float(r["stats"][stat]) for r in record["results"]}
+
+
+def _f(x: Optional[float]) -> str:
+    return "" if x is None else f"{x:.3f}"
+
+
+def mean_std(values: Sequence[float]) -> str:
+    """``mean ± sample std (n)``; one value: just it, marked n = 1."""
+    if not values:
+        return "pending"
+    if len(values) == 1:
+        return f"{values[0]:.3f} (n=1)"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} (n={len(values)})"
+
+
+def _records(project: Path, ids: Iterable[str]) -> dict[str, dict]:
+    by_id = {c.id: c for c in grid()}
+    out = {}
+    for i in ids:
+        rec = read_cell(project, by_id[i])
+        if rec is not None:
+            out[i] = rec
+    return out
+
+
+def _values(recs: dict[str, dict], prefix: str, k: Optional[int], stat: str = "AP") -> list[float]:
+    return [
+        _ap_by_k(r, stat)[k] for i, r in sorted(recs.items()) if i.startswith(prefix + "/") and k in _ap_by_k(r, stat)
+    ]
+
+
+def _paired(recs: dict[str, dict], prefix_a: str, k_a, prefix_b: str, k_b) -> list[float]:
+    """Per seed: AP(a) - AP(b), for the seeds both have."""
+    out = []
+    for seed in SEEDS:
+        a, b = recs.get(f"{prefix_a}/s{seed}"), recs.get(f"{prefix_b}/s{seed}")
+        if a is not None and b is not None:
+            out.append(_ap_by_k(a)[k_a] - _ap_by_k(b)[k_b])
+    return out
+
+
+def _signed(values: Sequence[float]) -> str:
+    if not values:
+        return "pending"
+    if len(values) == 1:
+        return f"{values[0]:+.3f} (n=1)"
+    return f"{statistics.mean(values):+.3f} ± {statistics.stdev(values):.3f} (n={len(values)})"
+
+
+def report_markdown(project: str | Path) -> str:
+    """The study's tables, from the cell files in ``<project>/cells`` (pending cells say so)."""
+    project = Path(project)
+    recs = _records(project, [c.id for c in grid()])
+    n_done, n_all = len(recs), len(grid())
+    lines = [
+        "# pst-yolo study: results",
+        "",
+        f"Generated by `pst-yolo study report` from {n_done} of {n_all} cells (`{cells_dir(project)}`). "
+        "COCO AP50-95 by pycocotools on the embedded set's val split (100 images, 160 px); "
+        "mean ± sample standard deviation over seeds.",
+        "",
+        "## Noise: 3 seeds at the main job's budget (8 epochs)",
+        "",
+        "| model | k | AP | AP50 | AP per seed (0, 1, 2) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for m, ks in (("yolo11n", [None]), ("yolo11n-pst", [0, 8]), ("yolo12n", [None]), ("yolo12n-pst", [0, 8])):
+        for k in ks:
+            aps = _values(recs, f"noise/{m}", k)
+            seeds = ", ".join(f"{v:.3f}" for v in aps) or "pending"
+            lines.append(
+                f"| {m} | {'-' if k is None else k} | {mean_std(aps)} | "
+                f"{mean_std(_values(recs, f'noise/{m}', k, 'AP50'))} | {seeds} |"
+            )
+    lines += [
+        "",
+        "PST minus its stock twin, paired by seed (AP):",
+        "",
+        "| pair | k = 0 | k = 8 |",
+        "|---|---:|---:|",
+    ]
+    for pst, stock in (("yolo11n-pst", "yolo11n"), ("yolo12n-pst", "yolo12n")):
+        lines.append(
+            f"| {pst} − {stock} | {_signed(_paired(recs, f'noise/{pst}', 0, f'noise/{stock}', None))} | "
+            f"{_signed(_paired(recs, f'noise/{pst}', 8, f'noise/{stock}', None))} |"
+        )
+
+    lines += [
+        "",
+        "## The fine branch: switched on at inference, and fine-aware training",
+        "",
+        "yolo11n-pst, 3 seeds, main-job budget. k = 8 − k = 0 is paired within each trained model.",
+        "",
+        "| training | AP k = 0 | AP k = 8 | k = 8 − k = 0 | k = 8 vs coarse-only training at k = 0 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, prefix in (
+        ("coarse only (the paper's recipe; `noise` cells)", "noise/yolo11n-pst"),
+        ("fine branch on in the last 2 of 8 epochs (`fine_train=2`)", "fine/last2"),
+        ("fine branch on for half of the batches (`fine_train=0.5`)", "fine/share0.5"),
+    ):
+        lines.append(
+            f"| {label} | {mean_std(_values(recs, prefix, 0))} | {mean_std(_values(recs, prefix, 8))} | "
+            f"{_signed(_paired(recs, prefix, 8, prefix, 0))} | "
+            f"{_signed(_paired(recs, prefix, 8, 'noise/yolo11n-pst', 0))} |"
+        )
+    lines.append(
+        f"| yolo12n-pst, coarse only (`noise` cells) | {mean_std(_values(recs, 'noise/yolo12n-pst', 0))} | "
+        f"{mean_std(_values(recs, 'noise/yolo12n-pst', 8))} | "
+        f"{_signed(_paired(recs, 'noise/yolo12n-pst', 8, 'noise/yolo12n-pst', 0))} | |"
+    )
+
+    lines += [
+        "",
+        "## Where the AP goes: PST at one level (seed 0; the seed-0 `noise` cells for comparison)",
+        "",
+        "| config | PST at | AP k = 0 (stock: -) | AP k = 8 | seed-0 AP − yolo11n seed 0 |",
+        "|---|---|---:|---:|---:|",
+    ]
+    stock0 = recs.get("noise/yolo11n/s0")
+    s0 = _ap_by_k(stock0)[None] if stock0 else None
+    for label, where, cid in (
+        ("yolo11n", "-", "noise/yolo11n/s0"),
+        ("yolo11n-pst-p3", "P3 (layer 16)", "layers/yolo11n-pst-p3/s0"),
+        ("yolo11n-pst-p4", "P4 (layer 13)", "layers/yolo11n-pst-p4/s0"),
+        ("yolo11n-pst", "P3 and P4", "noise/yolo11n-pst/s0"),
+    ):
+        rec = recs.get(cid)
+        if rec is None:
+            lines.append(f"| {label} | {where} | pending | | |")
+            continue
+        aps = _ap_by_k(rec)
+        first = aps.get(0, aps.get(None))
+        gap = "" if s0 is None or label == "yolo11n" else f"{first - s0:+.3f}"
+        lines.append(f"| {label} | {where} | {first:.3f} | {_f(aps.get(8))} | {gap} |")
+
+    lines += [
+        "",
+        "## Recipe: learning rate (seed 0, main-job budget; AdamW, 1 warm-up epoch)",
+        "",
+        "| model | lr0 0.001 | lr0 0.003 (the main job) | lr0 0.01 | best |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    best: dict[str, Optional[float]] = {}
+    for m, k in (("yolo11n", None), ("yolo11n-pst", 0)):
+        cols = {
+            0.001: recs.get(f"recipe/{m}/lr0.001"),
+            0.003: recs.get(f"noise/{m}/s0"),
+            0.01: recs.get(f"recipe/{m}/lr0.01"),
+        }
+        aps = {lr: _ap_by_k(r)[k] for lr, r in cols.items() if r is not None}
+        best[m] = max(aps.values()) if aps else None
+        top = max(aps, key=aps.get) if aps else None
+        cells = " | ".join(_f(aps.get(lr)) or "pending" for lr in cols)
+        lines.append(
+            f"| {m}{' (k = 0)' if k == 0 else ''} | {cells} | {'' if top is None else f'{aps[top]:.3f} at {top}'} |"
+        )
+    if best.get("yolo11n") is not None and best.get("yolo11n-pst") is not None:
+        lines += ["", f"Each at its best learning rate: PST − stock = {best['yolo11n-pst'] - best['yolo11n']:+.3f} AP."]
+
+    lines += [
+        "",
+        f"## Learning curves: {CURVE_EPOCHS} epochs (5× the main job), seed 0",
+        "",
+        "Ultralytics' validation mAP50-95 after each epoch (its own evaluator; PST at the k the model trains "
+        "with, 0), and pycocotools AP of the best checkpoint at the end.",
+        "",
+    ]
+    marks = (1, 2, 4, 8, 16, 24, 32, 40)
+    lines += [
+        "| model | " + " | ".join(f"epoch {e}" for e in marks) + " | pycocotools k = 0 (stock: -) | k = 8 |",
+        "|---|" + "---:|" * (len(marks) + 2),
+    ]
+    for m in ("yolo11n", "yolo11n-pst"):
+        rec = recs.get(f"curves/{m}/s0")
+        if rec is None:
+            lines.append(f"| {m} | " + " | ".join("" for _ in marks) + " | pending | |")
+            continue
+        by_epoch = {p["epoch"]: p["AP"] for p in rec["curve"]}
+        aps = _ap_by_k(rec)
+        lines.append(
+            f"| {m} | "
+            + " | ".join(_f(by_epoch.get(e)) for e in marks)
+            + f" | {_f(aps.get(0, aps.get(None)))} | {_f(aps.get(8))} |"
+        )
+
+    machines = sorted({r["machine"] for r in recs.values()})
+    lines += ["", "## Where the cells ran", ""]
+    lines += [f"- {m}: {sum(r['machine'] == m for r in recs.values())} cell(s)" for m in machines] or ["- (none yet)"]
+    minutes = sum(r["seconds"] for r in recs.values()) / 60
+    lines += ["", f"Total compute of the finished cells: {minutes:.0f} min.", "", "## Cells", "", study_status(project)]
+    return "\n".join(lines) + "\n"
+
+
+def _plots(project: Path, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = _records(project, [c.id for c in grid()])
+    written = []
+    series = [
+        ("yolo11n", "noise/yolo11n", None),
+        ("yolo11n-pst k=0", "noise/yolo11n-pst", 0),
+        ("yolo11n-pst k=8", "noise/yolo11n-pst", 8),
+        ("yolo12n", "noise/yolo12n", None),
+        ("yolo12n-pst k=0", "noise/yolo12n-pst", 0),
+        ("yolo12n-pst k=8", "noise/yolo12n-pst", 8),
+        ("fine last 2 ep. k=8", "fine/last2", 8),
+        ("fine 50% batches k=8", "fine/share0.5", 8),
+    ]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for x, (_, prefix, k) in enumerate(series):
+        vals = _values(recs, prefix, k)
+        ax.scatter([x] * len(vals), vals, s=18, color="tab:blue" if "pst" not in prefix else "tab:orange")
+        if len(vals) > 1:
+            m, s = statistics.mean(vals), statistics.stdev(vals)
+            ax.errorbar([x + 0.15], [m], yerr=[s], fmt="o", color="black", capsize=3, ms=4)
+    ax.set_xticks(range(len(series)), [s[0] for s in series], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("COCO AP50-95 (val)")
+    ax.set_title("Seeds at the main job's budget (dots: seeds; black: mean ± std)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path = out / "noise.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in ("yolo11n", "yolo11n-pst"):
+        rec = recs.get(f"curves/{m}/s0")
+        if rec and rec["curve"]:
+            ax.plot([p["epoch"] for p in rec["curve"]], [p["AP"] for p in rec["curve"]], label=m)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mAP50-95 (Ultralytics val)")
+    ax.set_title(f"Learning curves, {CURVE_EPOCHS} epochs, seed 0", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    fig.tight_layout()
+    path = out / "curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def write_report(project: str | Path = DEFAULT_PROJECT, out: str | Path | None = None) -> Path:
+    """Write ``study.md`` (the tables), ``noise.png`` and ``curves.png`` into ``out`` (default ``project``)."""
+    project = Path(project)
+    if not cells_dir(project).is_dir():
+        raise FileNotFoundError(
+            f"no study results in {cells_dir(project)}; run `pst-yolo study project={project}` first "
+            "(or give the folder that holds cells/, e.g. project=docs/accuracy)"
+        )
+    out = Path(out) if out is not None else project
+    out.mkdir(parents=True, exist_ok=True)
+    md = out / "study.md"
+    md.write_text(report_markdown(project))
+    _plots(project, out)
+    return md

@@ -1,0 +1,251 @@
+"""pst-yolo study: the grid, resuming, the report's statistics, the command line, and one real cell."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+
+import pytest
+
+from pst_yolo.data.synth import SynthSpec
+from pst_yolo.eval import study
+from pst_yolo.eval.study import Cell, grid, mean_std, report_markdown, run_study, select, study_status
+
+
+def _fake_record(cell: Cell, ap: dict) -> dict:
+    """A cell result as run_cell writes it, with the given AP per k (None: a stock model)."""
+    return {
+        "cell": {"id": cell.id},
+        "results": [{"k": k, "stats": {"AP": v, "AP50": min(1.0, v + 0.3)}, "params": 1} for k, v in ap.items()],
+        "train_seconds": 60.0,
+        "seconds": 90.0,
+        "epochs": cell.epochs or 8,
+        "train_args": {},
+        "fine_train": cell.fine_train,
+        "curve": [{"epoch": e, "AP": 0.01 * e, "AP50": 0.02 * e} for e in range(1, (cell.epochs or 8) + 1)],
+        "machine": "test machine",
+        "versions": {},
+        "started": "2026-12-03T00:00:00+00:00",
+        "run_dir": "-",
+        "dataset": "-",
+    }
+
+
+def _write(project, cell_id: str, ap: dict) -> None:
+    cell = next(c for c in grid() if c.id == cell_id)
+    study._write_json(study.cells_dir(project) / cell.file_name, _fake_record(cell, ap))
+
+
+# --------------------------------------------------------------------------------------------------
+# The grid and selecting cells
+# --------------------------------------------------------------------------------------------------
+def test_grid_has_what_the_issue_asks_for():
+    cells = grid()
+    ids = [c.id for c in cells]
+    assert len(ids) == len(set(ids)) and len({c.file_name for c in cells}) == len(cells)
+    noise = [c for c in cells if c.group == "noise"]
+    assert {(c.model, c.seed) for c in noise} == {
+        (m, s) for m in ("yolo11n.yaml", "yolo11n-pst.yaml", "yolo12n.yaml", "yolo12n-pst.yaml") for s in (0, 1, 2)
+    }
+    fine = [c for c in cells if c.group == "fine"]
+    assert {c.fine_train for c in fine} == {"2", "0.5"} and {c.seed for c in fine} == {0, 1, 2}
+    assert all(c.model == "yolo11n-pst.yaml" and c.epochs is None for c in fine)
+    curves = [c for c in cells if c.group == "curves"]
+    assert all(c.epochs >= 5 * 8 and dict(c.train_args)["val"] is True for c in curves)
+    recipe = [dict(c.train_args)["lr0"] for c in cells if c.group == "recipe"]
+    assert sorted(set(recipe)) == [0.001, 0.01]  # with the main job's 0.003: three values
+    assert {c.group for c in cells} == set(study.GROUPS)
+
+
+def test_study_configs_put_pst_at_one_level_only():
+    from ultralytics.nn.tasks import DetectionModel
+
+    from pst_yolo.nn.topk import pst_layers
+
+    full = DetectionModel("yolo11n-pst.yaml", nc=5, verbose=False)
+    full_at = {m.i for m in full.model if pst_layers(m)}
+    assert full_at == {13, 16}
+    for name, level in study.STUDY_CONFIGS.items():
+        model = DetectionModel(study._study_config(name), nc=5, verbose=False)
+        at = {m.i for m in model.model if pst_layers(m)}
+        assert at == ({16} if level == "P3" else {13}), name
+        assert len(model.model) == len(full.model)  # same graph, one fusion block swapped
+        assert model.yaml["scale"] == "n"
+
+
+def test_select_by_group_prefix_and_id_in_grid_order():
+    assert [c.id for c in select(["fine/last2"])] == ["fine/last2/s0", "fine/last2/s1", "fine/last2/s2"]
+    both = select(["curves", "noise/yolo11n/s2"])
+    assert [c.id for c in both] == ["noise/yolo11n/s2", "curves/yolo11n/s0", "curves/yolo11n-pst/s0"]
+    assert select(None) == grid()
+    with pytest.raises(ValueError, match="no study cell or group 'nois'"):
+        select(["nois"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Resuming: finished cells are skipped, an interrupted cell reruns, force reruns
+# --------------------------------------------------------------------------------------------------
+def test_run_study_skips_finished_cells_and_resumes_after_an_interruption(tmp_path, monkeypatch):
+    ran = []
+
+    def fake_run_cell(cell, project, synth=None, verbose=True):
+        if cell.id == "noise/yolo12n/s0" and not any(r == "interrupt" for r in ran):
+            ran.append("interrupt")
+            raise KeyboardInterrupt  # the user stops the study in the middle of this cell
+        ran.append(cell.id)
+        record = _fake_record(cell, {None: 0.5} if "pst" not in cell.model else {0: 0.4, 8: 0.41})
+        study._write_json(study.cells_dir(project) / cell.file_name, record)
+        return record
+
+    monkeypatch.setattr(study, "run_cell", fake_run_cell)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(["noise/yolo11n/s0", "noise/yolo11n-pst/s0", "noise/yolo12n/s0"], project=tmp_path, verbose=False)
+    assert ran == ["noise/yolo11n/s0", "noise/yolo11n-pst/s0", "interrupt"]
+    assert sorted(p.name for p in study.cells_dir(tmp_path).iterdir()) == [
+        "noise__yolo11n-pst__s0.json",
+        "noise__yolo11n__s0.json",
+    ]  # nothing written for the interrupted cell
+
+    out = run_study(["noise/yolo11n/s0", "noise/yolo11n-pst/s0", "noise/yolo12n/s0"], project=tmp_path, verbose=False)
+    assert out.ran == ["noise/yolo12n/s0"] and out.skipped == ["noise/yolo11n/s0", "noise/yolo11n-pst/s0"]
+    assert out.report == tmp_path / "study.md" and out.report.is_file()
+    assert (tmp_path / "noise.png").read_bytes()[:4] == b"\x89PNG"
+
+    again = run_study(["noise/yolo11n/s0"], project=tmp_path, force=True, report=False, verbose=False)
+    assert again.ran == ["noise/yolo11n/s0"] and again.report is None
+
+
+def test_a_damaged_cell_file_is_named_not_ignored(tmp_path):
+    cell = grid()[0]
+    study.cells_dir(tmp_path).mkdir(parents=True)
+    (study.cells_dir(tmp_path) / cell.file_name).write_text("{not json")
+    with pytest.raises(ValueError, match="delete it to rerun the cell"):
+        study.read_cell(tmp_path, cell)
+
+
+# --------------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------------
+def test_mean_std_is_the_sample_standard_deviation():
+    assert mean_std([0.5, 0.6, 0.7]) == f"{0.6:.3f} ± {statistics.stdev([0.5, 0.6, 0.7]):.3f} (n=3)"
+    assert mean_std([0.5, 0.6, 0.7]).startswith("0.600 ± 0.100")
+    assert mean_std([0.25]) == "0.250 (n=1)" and mean_std([]) == "pending"
+
+
+def test_report_tables_follow_the_cells(tmp_path):
+    stock, pst0, pst8 = [0.60, 0.62, 0.64], [0.50, 0.45, 0.55], [0.51, 0.47, 0.55]
+    for s in range(3):
+        _write(tmp_path, f"noise/yolo11n/s{s}", {None: stock[s]})
+        _write(tmp_path, f"noise/yolo11n-pst/s{s}", {0: pst0[s], 8: pst8[s]})
+    _write(tmp_path, "fine/last2/s0", {0: 0.40, 8: 0.46})
+    _write(tmp_path, "recipe/yolo11n/lr0.01", {None: 0.70})
+    _write(tmp_path, "recipe/yolo11n-pst/lr0.001", {0: 0.30, 8: 0.31})
+    md = report_markdown(tmp_path)
+    lines = md.splitlines()
+
+    def row(prefix: str) -> str:
+        return next(line for line in lines if line.startswith(prefix))
+
+    assert mean_std(stock) in row("| yolo11n | - |")
+    assert mean_std(pst0) in row("| yolo11n-pst | 0 |") and "0.500, 0.450, 0.550" in row("| yolo11n-pst | 0 |")
+    assert mean_std(pst8) in row("| yolo11n-pst | 8 |")
+    assert "pending" in row("| yolo12n | - |")
+    gaps = [p - s for p, s in zip(pst0, stock)]
+    assert f"{statistics.mean(gaps):+.3f} ± {statistics.stdev(gaps):.3f} (n=3)" in row("| yolo11n-pst − yolo11n |")
+    k_gain = [b - a for a, b in zip(pst0, pst8)]
+    assert f"{statistics.mean(k_gain):+.3f} ± {statistics.stdev(k_gain):.3f}" in row("| coarse only")
+    assert "+0.060 (n=1)" in row("| fine branch on in the last 2") and "-0.040 (n=1)" in row(
+        "| fine branch on in the last 2"
+    )  # k=8 of the fine-aware seed 0 (0.46) vs the coarse-only seed 0 at k=0 (0.50)
+    # recipe: lr0 0.003 is the noise seed-0 cell; each model's best is named
+    assert row("| yolo11n | pending | 0.600 | 0.700 |").endswith("| 0.700 at 0.01 |")
+    assert row("| yolo11n-pst (k = 0) | 0.300 | 0.500 | pending |").endswith("| 0.500 at 0.003 |")
+    assert "PST − stock = -0.200 AP" in md
+    assert "| curves/yolo11n/s0 | yolo11n.yaml | 0 | 40 | val=True | pending |" in md
+    assert f"from 9 of {len(grid())} cells" in md
+
+
+def test_report_refuses_a_folder_without_cells(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run `pst-yolo study project="):
+        study.write_report(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+def test_study_command_lists_and_reports(tmp_path, cli, capsys):
+    _write(tmp_path, "noise/yolo11n/s1", {None: 0.612})
+    assert cli("study", "list", f"project={tmp_path}", "cells=noise/yolo11n") == 0
+    out = capsys.readouterr().out
+    assert "| noise/yolo11n/s1 | yolo11n.yaml | 1 | 8 | - | done 2026-12-03 | 0.612 |" in out
+    assert "| noise/yolo11n/s0 | yolo11n.yaml | 0 | main | - | pending |" in out
+    assert cli("study", "report", f"project={tmp_path}", f"out={tmp_path / 'rep'}") == 0
+    assert "0.612 (n=1)" in (tmp_path / "rep" / "study.md").read_text()
+    cli.error("study", "rerun", match="run, list or report")
+    cli.error("study", "cells=nonsense", f"project={tmp_path}", match="no study cell or group 'nonsense'")
+    cli.error("study", "report", "cells=noise", f"project={tmp_path}", match="reads every finished cell")
+    cli.error("study", "out=x", f"project={tmp_path}", match="out= is for `pst-yolo study report`")
+
+
+# --------------------------------------------------------------------------------------------------
+# One real cell: trained, scored at k = 0 and 8 with pycocotools, fine-aware, then skipped
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_real_fine_aware_cell_trains_scores_and_is_then_skipped(tmp_path, monkeypatch, capsys):
+    tiny = Cell("fine/last2/s0", "fine", "yolo11n-pst.yaml", 0, epochs=1, fine_train="1", train_args=(("batch", 4),))
+    monkeypatch.setattr(study, "grid", lambda: [tiny])
+    spec = SynthSpec(train=8, val=4, imgsz=64, seed=0)
+    out = run_study(project=tmp_path, synth=spec, verbose=True)
+    assert out.ran == ["fine/last2/s0"]
+    assert "=== fine/last2/s0 done in" in capsys.readouterr().out
+    rec = json.loads((study.cells_dir(tmp_path) / tiny.file_name).read_text())
+    # the fine branch really trained: its gate (zero at initialisation, unused by coarse-only training) moved
+    from ultralytics import YOLO
+
+    weights = YOLO(f"{rec['run_dir']}/yolo11n-pst/weights/last.pt").model.state_dict()
+    gates = [v for name, v in weights.items() if "gate_conv1d.weight" in name]
+    assert gates and any(g.abs().sum() > 0 for g in gates)
+    assert [r["k"] for r in rec["results"]] == [0, 8]
+    assert all(0.0 <= r["stats"]["AP"] <= 1.0 for r in rec["results"])
+    assert rec["epochs"] == 1 and rec["train_args"]["batch"] == 4
+    assert rec["fine_train"] == "fine branch on in the last 1 epoch(s)"
+    assert rec["versions"]["torch"] and "CPU threads" in rec["machine"]
+    assert str(tmp_path / "data") in rec["dataset"]
+    assert run_study(project=tmp_path, synth=spec, verbose=False).ran == []
+    assert "| fine/last2/s0 |" in study_status(tmp_path) and "done" in study_status(tmp_path)
+
+
+def test_two_study_processes_share_the_cells(tmp_path, monkeypatch):
+    """A cell claimed by another live process is left to it; a claim whose process is gone is taken over."""
+    import socket
+    import subprocess
+    import sys
+
+    ran = []
+
+    def fake_run_cell(cell, project, synth=None, verbose=True):
+        assert (study.cells_dir(project) / f".{cell.file_name}.running").read_text().split()[1] == str(os.getpid())
+        ran.append(cell.id)
+        record = _fake_record(cell, {None: 0.5})
+        study._write_json(study.cells_dir(project) / cell.file_name, record)
+        return record
+
+    monkeypatch.setattr(study, "run_cell", fake_run_cell)
+    busy, stale = grid()[0], grid()[4]  # noise/yolo11n/s0 and noise/yolo11n/s1
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    try:
+        study.cells_dir(tmp_path).mkdir(parents=True)
+        host = socket.gethostname()
+        (study.cells_dir(tmp_path) / f".{busy.file_name}.running").write_text(f"{host} {other.pid}")
+        (study.cells_dir(tmp_path) / f".{stale.file_name}.running").write_text(f"{host} {gone.stdout.strip()}")
+        out = run_study([busy.id, stale.id], project=tmp_path, report=False, verbose=False)
+    finally:
+        other.kill()
+    assert out.busy == [busy.id] and out.ran == ran == [stale.id]
+    assert study.read_cell(tmp_path, busy) is None
+    assert sorted(p.name for p in study.cells_dir(tmp_path).iterdir()) == [
+        f".{busy.file_name}.running",  # still the other process's
+        stale.file_name,  # done; its claim released
+    ]
