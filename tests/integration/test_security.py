@@ -55,6 +55,18 @@ def _pst_yolo(*args: str, safe: bool, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
 
 
+def _has_safe_load() -> bool:
+    from ultralytics.nn import tasks
+
+    return hasattr(tasks, "_SafeLoad")  # restricted loading came with Ultralytics 8.4
+
+
+needs_safe_load = pytest.mark.skipif(
+    not _has_safe_load(),
+    reason="this Ultralytics has no ULTRALYTICS_SAFE_LOAD; pst-yolo refuses every load when it is set "
+    "(test_safe_load_asked_for_on_an_ultralytics_without_it_loads_nothing)",
+)
+
 SPEED = ("runtime=torch", "imgsz=64", "runs=1", "warmup=0", "memory=false", "flops=false", "project=runs")
 
 
@@ -67,6 +79,7 @@ def test_a_pickle_runs_code_under_the_default_loading(files):
     marker.unlink()
 
 
+@needs_safe_load
 @pytest.mark.slow  # fresh interpreters (Ultralytics reads the variable at import)
 def test_safe_load_refuses_it_through_yolo_and_through_pst_yolo(files):
     root, marker = files
@@ -78,6 +91,7 @@ def test_safe_load_refuses_it_through_yolo_and_through_pst_yolo(files):
     assert not marker.exists()
 
 
+@needs_safe_load
 @pytest.mark.slow  # fresh interpreters (Ultralytics reads the variable at import)
 def test_safe_load_still_loads_pst_checkpoints(files):
     root, _ = files
@@ -93,6 +107,7 @@ def test_safe_load_still_loads_pst_checkpoints(files):
     assert proc.returncode == 0 and "| 2 |" in proc.stdout, proc.stderr[-2000:]
 
 
+@needs_safe_load
 def test_safe_load_asked_for_where_it_cannot_be_done_loads_nothing(files, monkeypatch):
     """Ultralytics falls back to a full unpickle under torch < 2.6 (and older Ultralytics ignore the variable):
     pst-yolo refuses instead. Simulated here by switching the capability off."""
@@ -107,4 +122,23 @@ def test_safe_load_asked_for_where_it_cannot_be_done_loads_nothing(files, monkey
             YOLO(str(root / name))
     assert not marker.exists()
     monkeypatch.setattr(tasks, "SAFE_LOAD", False)
+    assert pst_yolo.get_topk(YOLO(str(root / "pst.pt"))) == 4  # not asked for: loads as before
+
+
+def test_safe_load_asked_for_on_an_ultralytics_without_it_loads_nothing(files, monkeypatch):
+    """Ultralytics before 8.4 has no restricted loading and ignores ULTRALYTICS_SAFE_LOAD: pst-yolo refuses the
+    load instead of unpickling with full code execution (simulated on later versions by removing the feature)."""
+    from ultralytics import YOLO
+    from ultralytics.nn import tasks
+
+    root, marker = files
+    monkeypatch.delattr(tasks, "_SafeLoad", raising=False)
+    monkeypatch.delattr(tasks, "SAFE_LOAD", raising=False)
+    monkeypatch.setenv("ULTRALYTICS_SAFE_LOAD", "1")
+    for name in ("evil.pt", "pst.pt"):
+        with pytest.raises(ValueError, match=r"ULTRALYTICS_SAFE_LOAD=1 asks .* has no restricted checkpoint loading"):
+            YOLO(str(root / name))
+    assert not marker.exists()
+    monkeypatch.undo()
+    monkeypatch.setenv("ULTRALYTICS_SAFE_LOAD", "0")
     assert pst_yolo.get_topk(YOLO(str(root / "pst.pt"))) == 4  # not asked for: loads as before

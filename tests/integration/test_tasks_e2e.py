@@ -180,7 +180,10 @@ def _torch_outputs(path: Path, k: int, x: torch.Tensor, end2end: bool = False) -
     with torch.inference_mode():
         out = model.model.eval()(x)
     first = out[0] if isinstance(out, (list, tuple)) else out
-    return [t.numpy() for t in (first if isinstance(first, (list, tuple)) else [first])]
+    outs = list(first) if isinstance(first, (list, tuple)) else [first]
+    if len(outs) == 1 and hasattr(model.model.model[-1], "proto") and isinstance(out, (list, tuple)):
+        outs.append(out[1][-1])  # Ultralytics < 8.4: (detections, (raw maps, mask coefficients, prototypes))
+    return [t.numpy() for t in outs]
 
 
 def _class_rows(out: np.ndarray, nc: int = 5) -> np.ndarray:
