@@ -522,6 +522,7 @@ def report_markdown(project: str | Path) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     best: dict[str, Optional[float]] = {}
+    complete = True
     for m, k in (("yolo11n", None), ("yolo11n-pst", 0)):
         cols = {
             0.001: recs.get(f"recipe/{m}/lr0.001"),
@@ -529,14 +530,17 @@ def report_markdown(project: str | Path) -> str:
             0.01: recs.get(f"recipe/{m}/lr0.01"),
         }
         aps = {lr: _ap_by_k(r)[k] for lr, r in cols.items() if r is not None}
+        complete = complete and len(aps) == len(cols)
         best[m] = max(aps.values()) if aps else None
         top = max(aps, key=aps.get) if aps else None
         cells = " | ".join(_f(aps.get(lr)) or "pending" for lr in cols)
         lines.append(
             f"| {m}{' (k = 0)' if k == 0 else ''} | {cells} | {'' if top is None else f'{aps[top]:.3f} at {top}'} |"
         )
-    if best.get("yolo11n") is not None and best.get("yolo11n-pst") is not None:
+    if complete:
         lines += ["", f"Each at its best learning rate: PST − stock = {best['yolo11n-pst'] - best['yolo11n']:+.3f} AP."]
+    else:
+        lines += ["", "Each at its best learning rate: pending (every learning rate of both models is needed)."]
 
     lines += [
         "",

@@ -161,7 +161,10 @@ def test_report_tables_follow_the_cells(tmp_path):
     # recipe: lr0 0.003 is the noise seed-0 cell; each model's best is named
     assert row("| yolo11n | pending | 0.600 | 0.700 |").endswith("| 0.700 at 0.01 |")
     assert row("| yolo11n-pst (k = 0) | 0.300 | 0.500 | pending |").endswith("| 0.500 at 0.003 |")
-    assert "PST − stock = -0.200 AP" in md
+    assert "best learning rate: pending" in md  # two of the four other-lr cells are missing
+    _write(tmp_path, "recipe/yolo11n/lr0.001", {None: 0.55})
+    _write(tmp_path, "recipe/yolo11n-pst/lr0.01", {0: 0.52, 8: 0.5})
+    assert "PST − stock = -0.180 AP" in report_markdown(tmp_path)  # 0.52 (PST at 0.01) - 0.70 (stock at 0.01)
     assert "| curves/yolo11n/s0 | yolo11n.yaml | 0 | 40 | val=True | pending |" in md
     assert f"from 9 of {len(grid())} cells" in md
 
