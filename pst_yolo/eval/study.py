@@ -384,13 +384,14 @@ def _f(x: Optional[float]) -> str:
     return "" if x is None else f"{x:.3f}"
 
 
-def mean_std(values: Sequence[float]) -> str:
-    """``mean ± sample std (n)``; one value: just it, marked n = 1."""
+def mean_std(values: Sequence[float], signed: bool = False) -> str:
+    """``mean ± sample std (n)``; one value: just it, marked n = 1. ``signed``: the mean with its sign (a gap)."""
     if not values:
         return "pending"
+    fmt = "+.3f" if signed else ".3f"
     if len(values) == 1:
-        return f"{values[0]:.3f} (n=1)"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} (n={len(values)})"
+        return f"{values[0]:{fmt}} (n=1)"
+    return f"{statistics.mean(values):{fmt}} ± {statistics.stdev(values):.3f} (n={len(values)})"
 
 
 def _records(project: Path, ids: Iterable[str]) -> dict[str, dict]:
@@ -419,12 +420,8 @@ def _paired(recs: dict[str, dict], prefix_a: str, k_a, prefix_b: str, k_b) -> li
     return out
 
 
-def _signed(values: Sequence[float]) -> str:
-    if not values:
-        return "pending"
-    if len(values) == 1:
-        return f"{values[0]:+.3f} (n=1)"
-    return f"{statistics.mean(values):+.3f} ± {statistics.stdev(values):.3f} (n={len(values)})"
+def _gap(values: Sequence[float]) -> str:
+    return mean_std(values, signed=True)
 
 
 def report_markdown(project: str | Path) -> str:
@@ -461,8 +458,8 @@ def report_markdown(project: str | Path) -> str:
     ]
     for pst, stock in (("yolo11n-pst", "yolo11n"), ("yolo12n-pst", "yolo12n")):
         lines.append(
-            f"| {pst} − {stock} | {_signed(_paired(recs, f'noise/{pst}', 0, f'noise/{stock}', None))} | "
-            f"{_signed(_paired(recs, f'noise/{pst}', 8, f'noise/{stock}', None))} |"
+            f"| {pst} − {stock} | {_gap(_paired(recs, f'noise/{pst}', 0, f'noise/{stock}', None))} | "
+            f"{_gap(_paired(recs, f'noise/{pst}', 8, f'noise/{stock}', None))} |"
         )
 
     lines += [
@@ -481,13 +478,13 @@ def report_markdown(project: str | Path) -> str:
     ):
         lines.append(
             f"| {label} | {mean_std(_values(recs, prefix, 0))} | {mean_std(_values(recs, prefix, 8))} | "
-            f"{_signed(_paired(recs, prefix, 8, prefix, 0))} | "
-            f"{_signed(_paired(recs, prefix, 8, 'noise/yolo11n-pst', 0))} |"
+            f"{_gap(_paired(recs, prefix, 8, prefix, 0))} | "
+            f"{_gap(_paired(recs, prefix, 8, 'noise/yolo11n-pst', 0))} |"
         )
     lines.append(
         f"| yolo12n-pst, coarse only (`noise` cells) | {mean_std(_values(recs, 'noise/yolo12n-pst', 0))} | "
         f"{mean_std(_values(recs, 'noise/yolo12n-pst', 8))} | "
-        f"{_signed(_paired(recs, 'noise/yolo12n-pst', 8, 'noise/yolo12n-pst', 0))} | |"
+        f"{_gap(_paired(recs, 'noise/yolo12n-pst', 8, 'noise/yolo12n-pst', 0))} | |"
     )
 
     lines += [
