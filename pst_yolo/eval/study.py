@@ -543,8 +543,9 @@ def report_markdown(project: str | Path) -> str:
         "",
         f"## Learning curves: {CURVE_EPOCHS} epochs (5× the main job), seed 0",
         "",
-        "Ultralytics' validation mAP50-95 after each epoch (its own evaluator; PST at the k the model trains "
-        "with, 0), and pycocotools AP of the best checkpoint at the end.",
+        "Ultralytics' validation mAP50-95 after each epoch (its own evaluator; validation runs in eval mode, so "
+        "PST at its inference k, 8, while training stays coarse), and pycocotools AP of the best checkpoint at "
+        "the end.",
         "",
     ]
     marks = (1, 2, 4, 8, 16, 24, 32, 40)
