@@ -595,7 +595,7 @@ def _plots(project: Path, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(8, 4))
     for x, (_, prefix, k) in enumerate(series):
         vals = _values(recs, prefix, k)
-        ax.scatter([x] * len(vals), vals, s=18, color="tab:blue" if "pst" not in prefix else "tab:orange")
+        ax.scatter([x] * len(vals), vals, s=18, color="tab:blue" if k is None else "tab:orange")
         if len(vals) > 1:
             m, s = statistics.mean(vals), statistics.stdev(vals)
             ax.errorbar([x + 0.15], [m], yerr=[s], fmt="o", color="black", capsize=3, ms=4)
