@@ -32,7 +32,6 @@ import csv
 import json
 import os
 import platform
-import socket
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -253,47 +252,20 @@ class StudyRun:
     report: Optional[Path] = None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextlib.contextmanager
 def _claim(project: Path, cell: Cell) -> Iterator[bool]:
-    """Yield True if this process may run ``cell``: a claim file names the process running it. A claim whose
-    process is gone (killed, machine restarted) is taken over; one from another host (shared folder) is respected."""
-    path = cells_dir(project) / f".{cell.file_name}.running"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}")
-    tmp.write_text(f"{socket.gethostname()} {os.getpid()}")
-    claimed = False
-    try:
-        for _ in range(3):
-            try:
-                os.link(tmp, path)  # atomic: the claim exists whole or not at all
-                claimed = True
-                break
-            except FileExistsError:
-                try:
-                    host, pid = path.read_text().split()
-                except (OSError, ValueError):
-                    continue  # released meanwhile: try again
-                if host == socket.gethostname() and not _alive(int(pid)):
-                    path.unlink(missing_ok=True)  # stale: its process is gone
-                    continue
-                break
-    finally:
-        tmp.unlink(missing_ok=True)
-    try:
-        yield claimed
-    finally:
-        if claimed:
-            path.unlink(missing_ok=True)
+    """Yield True if this process may run ``cell`` now: it holds the cell's lock (``data.writer.target_lock``, a
+    ``flock`` the kernel releases when the holder dies, so a killed study leaves no claim behind)."""
+    from pst_yolo.data.writer import WriterError, target_lock
+
+    cells_dir(project).mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(target_lock(cells_dir(project) / cell.file_name, "study"))
+        except WriterError:  # another live process runs this cell
+            yield False
+            return
+        yield True
 
 
 def run_study(

@@ -220,15 +220,17 @@ def test_a_real_fine_aware_cell_trains_scores_and_is_then_skipped(tmp_path, monk
 
 
 def test_two_study_processes_share_the_cells(tmp_path, monkeypatch):
-    """A cell claimed by another live process is left to it; a claim whose process is gone is taken over."""
-    import socket
+    """A cell locked by another live process is left to it; a lock left behind by a dead one is taken over."""
     import subprocess
     import sys
+
+    from pst_yolo.data.writer import target_lock
 
     ran = []
 
     def fake_run_cell(cell, project, synth=None, verbose=True):
-        assert (study.cells_dir(project) / f".{cell.file_name}.running").read_text().split()[1] == str(os.getpid())
+        lock = study.cells_dir(project) / f".{cell.file_name}.pst-yolo-lock"
+        assert f"pid {os.getpid()} " in lock.read_text()  # this process holds the cell
         ran.append(cell.id)
         record = _fake_record(cell, {None: 0.5})
         study._write_json(study.cells_dir(project) / cell.file_name, record)
@@ -236,19 +238,26 @@ def test_two_study_processes_share_the_cells(tmp_path, monkeypatch):
 
     monkeypatch.setattr(study, "run_cell", fake_run_cell)
     busy, stale = grid()[0], grid()[4]  # noise/yolo11n/s0 and noise/yolo11n/s1
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    cells = study.cells_dir(tmp_path)
+    cells.mkdir(parents=True)
+    holder = (
+        "import sys, time\nfrom pathlib import Path\nfrom pst_yolo.data.writer import target_lock\n"
+        "with target_lock(Path(sys.argv[1]), 'study'):\n    print('held', flush=True)\n    time.sleep(60)\n"
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", holder, str(cells / busy.file_name)], stdout=subprocess.PIPE, text=True
+    )
     try:
-        study.cells_dir(tmp_path).mkdir(parents=True)
-        host = socket.gethostname()
-        (study.cells_dir(tmp_path) / f".{busy.file_name}.running").write_text(f"{host} {other.pid}")
-        (study.cells_dir(tmp_path) / f".{stale.file_name}.running").write_text(f"{host} {gone.stdout.strip()}")
+        assert other.stdout.readline().strip() == "held"
+        (cells / f".{stale.file_name}.pst-yolo-lock").write_text("pid 999999 (pst-yolo study)\n")  # killed holder
         out = run_study([busy.id, stale.id], project=tmp_path, report=False, verbose=False)
+        with target_lock(cells / stale.file_name, "test"):  # released afterwards
+            pass
     finally:
         other.kill()
     assert out.busy == [busy.id] and out.ran == ran == [stale.id]
     assert study.read_cell(tmp_path, busy) is None
-    assert sorted(p.name for p in study.cells_dir(tmp_path).iterdir()) == [
-        f".{busy.file_name}.running",  # still the other process's
-        stale.file_name,  # done; its claim released
+    assert sorted(p.name for p in cells.iterdir()) == [
+        f".{busy.file_name}.pst-yolo-lock",  # still the other process's
+        stale.file_name,  # done; its lock released
     ]
