@@ -64,8 +64,13 @@ class Cell:
     fine_train: Optional[str] = None  # PST fine-aware schedule (bench's fine_train=); None: coarse only
 
     @property
+    def slug(self) -> str:
+        """The id as one path component: the name of its run folder and (+ .json) of its result."""
+        return self.id.replace("/", "__")
+
+    @property
     def file_name(self) -> str:
-        return self.id.replace("/", "__") + ".json"
+        return self.slug + ".json"
 
 
 def _study_config(name: str) -> str:
@@ -219,7 +224,7 @@ def run_cell(
         epochs=cell.epochs,
         seed=cell.seed,
         project=project / "runs",
-        name=cell.id.replace("/", "__"),
+        name=cell.slug,
         exist_ok=True,
         train_args=dict(cell.train_args),
         fine_train=cell.fine_train,
