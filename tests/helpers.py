@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -172,3 +173,33 @@ def run_with_layer_shapes(model, x):
         for hook in hooks:
             hook.remove()
     return out, shapes
+
+
+# --------------------------------------------------------------------------------------------------
+# Jobs for pst_yolo.eval.parallel (module-level, so a spawned worker can import them)
+# --------------------------------------------------------------------------------------------------
+def job_square(x: int) -> int:
+    print(f"squaring {x}")  # goes to the job's log
+    return x * x
+
+
+def job_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def job_fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def job_die(code: int) -> None:
+    os._exit(code)  # no result, no traceback: as a worker killed by the OS
+
+
+def job_report(n: int) -> int:
+    from pst_yolo.eval.parallel import report
+
+    for i in range(n):
+        report(step=f"{i + 1}/{n}")
+    return n

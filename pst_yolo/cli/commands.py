@@ -244,6 +244,14 @@ BENCH_DEFAULTS = {
 }
 
 
+JOBS_KEY = Key(
+    "jobs",
+    int,
+    "cores / torch threads",
+    "trainings run at once, each in its own process (same results as jobs=1, one after the other)",
+)
+
+
 def _training_keys(task: str) -> tuple[Key, ...]:
     detect = task == "detect"
     models, epochs, batch, imgsz = BENCH_DEFAULTS[task]
@@ -272,6 +280,13 @@ def _training_keys(task: str) -> tuple[Key, ...]:
             "PST models: fine-aware training (N = the last N epochs, P in (0,1] = that share of batches)",
         ),
         Key("eval_batch", int, "1" if detect else "1 (synthetic) / batch", "evaluation batch (1: per-image latency)"),
+        JOBS_KEY,
+        Key(
+            "precise_bn",
+            int,
+            0,
+            "also score each trained model with BatchNorm statistics re-estimated on this many train images (0: off)",
+        ),
         Key("train", int, None, "generated set: train images (no data= only)"),
         Key("val", int, None, "generated set: val images (no data= only)"),
         Key("synth_imgsz", int, None, "generated set: image size (no data= only)"),

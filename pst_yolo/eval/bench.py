@@ -578,6 +578,8 @@ def bench(
     train_args: Optional[Mapping[str, Any]] = None,
     task: str = "detect",
     fine_train: Any = None,
+    jobs: Optional[int] = None,
+    precise_bn: int = 0,
     verbose: bool = True,
 ) -> BenchResult:
     """Train/load each model, evaluate it at each k, write results.md/.csv/.png into the run folder.
@@ -604,12 +606,18 @@ def bench(
         fine_train: fine-aware training of the PST models trained here: ``"N"`` (fine branch on in the last N
             epochs), ``"P"`` in (0, 1] (that share of batches) or ``"0"`` (coarse only, the paper's recipe);
             None: as ``PST_FINE_TRAIN`` says (unset: coarse only). Stock models train as they are.
+        jobs: models trained at once, each in its own worker process with this process's torch thread count
+            (bit-identical to training them one after the other); None: as many as the cores hold
+            (``parallel.default_jobs``); 1: one after the other in this process. Evaluation stays sequential,
+            so its ms/image is measured on an otherwise idle process.
+        precise_bn: if > 0, also evaluate each model trained here with its BatchNorm statistics re-estimated on
+            that many un-augmented train images (``nn.precise_bn``; rows ``<model>+preciseBN``, weights
+            ``best-precise-bn.pt`` beside ``best.pt``).
     """
     from ultralytics import YOLO
 
     from pst_yolo.data.writer import run_folder
     from pst_yolo.eval.inputs import check_positive, load_model
-    from pst_yolo.integration.callbacks import fine_training
     from pst_yolo.nn.fine_train import FineTrainSchedule
     from pst_yolo.nn.topk import get_topk, pst_layers, set_topk
 
@@ -620,6 +628,8 @@ def bench(
     # Every input is checked before anything is trained: settings, data, and that each model loads.
     models, topk = check_bench_inputs(models or spec.default_models, topk, recipe)
     check_positive(epochs=epochs, imgsz=imgsz, batch=batch, eval_batch=eval_batch)
+    if precise_bn < 0:
+        raise ValueError(f"precise_bn={precise_bn}: give a number of train images (0: off)")
     if workers < 0:
         raise ValueError(f"workers={workers}: must be >= 0")
     schedule = None if fine_train is None else FineTrainSchedule.parse(fine_train)
@@ -677,34 +687,68 @@ def bench(
         "seed": seed,
         "split": split,
         "fine_train": schedule.describe() if schedule else None,
+        "precise_bn": precise_bn,
     }
 
     n_steps, step = len(to_train) + len(models), 0
     weights: dict[str, tuple[str, Optional[float]]] = {}
     for m in models:
-        if m in to_train:
+        if m not in to_train and not Path(m).is_file():
+            raise FileNotFoundError(f"weights not found: {m}")
+    jobs = resolve_jobs(jobs, len(to_train))
+    settings["jobs"] = jobs
+    if jobs > 1:
+        from pst_yolo.eval.parallel import Job, run_jobs
+        from pst_yolo.integration.runtime import cache_dataset_labels
+
+        # Trainings started together on one dataset would each write its label cache (one of them then fails to
+        # find the file the other replaced): scan the splits once here, so every job reads the same cache.
+        cache_dataset_labels(str(dataset.train), task, imgsz)
+        if verbose:
+            print(
+                f"\n[1-{len(to_train)}/{n_steps}] training {', '.join(to_train)} in {jobs} parallel jobs: {epochs} "
+                f"epochs, imgsz {imgsz}, batch {batch}, recipe {recipe}; logs in {run_dir}/<model>.log"
+            )
+        trained = run_jobs(
+            [
+                Job(
+                    model_label(m),
+                    train_model,
+                    dict(model=m, task=task, train_kw=train_kw, fine_train=fine_train),
+                    log=run_dir / f"{model_label(m)}.log",
+                )
+                for m in to_train
+            ],
+            jobs=jobs,
+            verbose=verbose,
+            describe=_describe_training,
+        )
+        step += len(to_train)
+    for m in models:
+        if m in to_train and jobs > 1:
+            weights[m] = trained[model_label(m)]
+        elif m in to_train:
             step += 1
             if verbose:
                 print(
                     f"\n[{step}/{n_steps}] training {m}: {epochs} epochs, imgsz {imgsz}, batch {batch}, recipe {recipe}"
                 )
-            t0 = time.perf_counter()
-            model = YOLO(m, task=task)
-            if schedule is not None and pst_layers(model):  # pinned: wins over PST_FINE_TRAIN for this model
-                fine_training(model, schedule)
-            model.train(name=model_label(m), **train_kw)
-            best = Path(model.trainer.best) if Path(model.trainer.best).is_file() else Path(model.trainer.last)
-            weights[m] = (str(best), time.perf_counter() - t0)
+            weights[m] = train_model(m, task, train_kw, fine_train)
         else:
-            if not Path(m).is_file():
-                raise FileNotFoundError(f"weights not found: {m}")
             weights[m] = (m, None)
 
-    rows: list[BenchRow] = []
+    # (label, weights, training seconds) of every model to evaluate: each model, and after each trained one its
+    # copy with re-estimated BatchNorm statistics (precise_bn=N).
+    evaluations = []
     for m in models:
+        evaluations.append((model_label(m), *weights[m]))
+        if precise_bn and m in to_train:
+            path = precise_bn_checkpoint(weights[m][0], str(dataset.train), task, imgsz, precise_bn, batch)
+            evaluations.append((model_label(m) + PRECISE_BN_SUFFIX, str(path), weights[m][1]))
+    n_steps += len(evaluations) - len(models)
+    rows: list[BenchRow] = []
+    for label, path, train_s in evaluations:
         step += 1
-        path, train_s = weights[m]
-        label = model_label(m)
         yolo = YOLO(path, task=task)
         if yolo.task != task:
             raise ValueError(f"{path} is a {yolo.task} model, not {task}; give {task} models")
@@ -762,6 +806,71 @@ def bench(
         seconds=seconds,
         settings=settings,
     )
+
+
+def resolve_jobs(jobs: Optional[int], n_train: int) -> int:
+    """Parallel training jobs: ``jobs`` if given (>= 1), else as many as the cores hold at this process's torch
+    thread count (``parallel.default_jobs``); never more than there are models to train."""
+    from pst_yolo.eval.parallel import default_jobs
+
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs={jobs}: must be >= 1 (1 trains the models one after the other, in this process)")
+    if n_train <= 1:
+        return 1
+    return min(jobs, n_train) if jobs is not None else default_jobs(n_train)
+
+
+def train_model(model: str, task: str, train_kw: Mapping[str, Any], fine_train: Any = None) -> tuple[str, float]:
+    """Train one config with Ultralytics (``name`` = its label) and return (best weights, seconds). The same call
+    runs in this process (``jobs=1``) or in a worker process (``jobs>1``), so both give the same bits."""
+    from ultralytics import YOLO
+
+    from pst_yolo.eval.parallel import report
+    from pst_yolo.integration.callbacks import fine_training
+    from pst_yolo.integration.runtime import trainer_progress
+    from pst_yolo.nn.fine_train import FineTrainSchedule
+    from pst_yolo.nn.topk import pst_layers
+
+    t0 = time.perf_counter()
+    yolo = YOLO(model, task=task)
+    schedule = None if fine_train is None else FineTrainSchedule.parse(fine_train)
+    if schedule is not None and pst_layers(yolo):  # pinned: wins over PST_FINE_TRAIN for this model
+        fine_training(yolo, schedule)
+
+    def on_epoch_end(trainer) -> None:  # progress for the parallel display (a no-op in this process)
+        _, epoch, epochs = trainer_progress(trainer)
+        report(epoch=f"{epoch + 1}/{epochs}")
+
+    yolo.add_callback("on_train_epoch_end", on_epoch_end)
+    yolo.train(name=model_label(model), **train_kw)
+    best = Path(yolo.trainer.best) if Path(yolo.trainer.best).is_file() else Path(yolo.trainer.last)
+    return str(best), time.perf_counter() - t0
+
+
+PRECISE_BN_SUFFIX = "+preciseBN"  # table label of a model whose BatchNorm statistics were re-estimated
+
+
+def precise_bn_checkpoint(weights: str, data: str, task: str, imgsz: int, images: int, batch: int) -> Path:
+    """``weights`` with every BatchNorm layer's statistics re-estimated (``nn.precise_bn``) on the first ``images``
+    un-augmented train images, saved beside it as ``<stem>-precise-bn.pt``; returns that path."""
+    from ultralytics import YOLO
+
+    from pst_yolo.integration.runtime import dataset_batches
+    from pst_yolo.nn.precise_bn import precise_bn
+
+    yolo = YOLO(weights, task=task)
+    precise_bn(yolo.model, dataset_batches(data, task, imgsz, images, batch))
+    out = Path(weights).with_name(f"{Path(weights).stem}-precise-bn.pt")
+    yolo.save(out)
+    return out
+
+
+def _describe_training(key: str, fields: Mapping[str, Any]) -> str:
+    if "epoch" in fields:
+        return f"{key} epoch {fields['epoch']}"
+    if "done" in fields:
+        return f"{key} trained"
+    return f"{key} starting"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -852,7 +961,11 @@ def _plot(rows: Sequence[BenchRow], path: Path, title: str, spec: BenchTask) -> 
 
 def _markdown_report(table: str, settings: dict, seconds: float, rows: Sequence[BenchRow]) -> str:
     trained = list(
-        dict.fromkeys(f"{r.model} {r.train_seconds / 60:.1f} min" for r in rows if r.train_seconds is not None)
+        dict.fromkeys(
+            f"{r.model} {r.train_seconds / 60:.1f} min"
+            for r in rows
+            if r.train_seconds is not None and not r.model.endswith(PRECISE_BN_SUFFIX)
+        )
     )
     timing = (
         "ms/image: wall time of preprocess + inference + NMS per image during the COCO evaluation"
@@ -868,6 +981,14 @@ def _markdown_report(table: str, settings: dict, seconds: float, rows: Sequence[
         f"{settings['recipe']}, seed {settings['seed']}, device {settings['device']}",
         f"- training settings: {json.dumps(settings['train_args'])}",
         *([f"- PST fine-aware training: {settings['fine_train']}"] if settings.get("fine_train") else []),
+        *(
+            [
+                f"- {PRECISE_BN_SUFFIX} rows: BatchNorm statistics re-estimated after training on the first "
+                f"{settings['precise_bn']} un-augmented train images (pst_yolo.nn.precise_bn)"
+            ]
+            if settings.get("precise_bn")
+            else []
+        ),
         f"- machine: {machine_description()}",
         f"- wall time: {seconds / 60:.1f} min" + (f" (training: {', '.join(trained)})" if trained else ""),
         "",

@@ -45,7 +45,8 @@ STUDY_TOPK = (0, 8)
 SEEDS = (0, 1, 2)
 CURVE_EPOCHS = 40
 DEFAULT_PROJECT = "runs/pst-study"
-GROUPS = ("noise", "fine", "layers", "recipe", "curves")
+GROUPS = ("noise", "fine", "layers", "recipe", "curves", "precisebn", "init", "upgrade")
+PRECISE_BN_IMAGES = 512  # train images the precisebn cells re-estimate BatchNorm statistics on
 
 
 # --------------------------------------------------------------------------------------------------
@@ -62,6 +63,8 @@ class Cell:
     epochs: Optional[int] = None  # None: the main job's
     train_args: tuple[tuple[str, Any], ...] = ()  # Ultralytics train() overrides on top of the main job's recipe
     fine_train: Optional[str] = None  # PST fine-aware schedule (bench's fine_train=); None: coarse only
+    precise_bn: int = 0  # also score the model with BatchNorm statistics re-estimated on this many train images
+    pretrained: Optional[str] = None  # a cell id: start from that cell's trained weights (its run must be here)
 
     @property
     def slug(self) -> str:
@@ -80,7 +83,11 @@ def _study_config(name: str) -> str:
     return str(cfg_dir() / "study" / name)
 
 
-STUDY_CONFIGS = {"yolo11n-pst-p3.yaml": "P3", "yolo11n-pst-p4.yaml": "P4"}
+STUDY_CONFIGS = {  # config name -> the levels PST is at
+    "yolo11n-pst-p3.yaml": "P3",
+    "yolo11n-pst-p4.yaml": "P4",
+    "yolo11n-pst-identity.yaml": "P3 and P4",  # init=identity
+}
 
 
 def grid() -> list[Cell]:
@@ -95,6 +102,24 @@ def grid() -> list[Cell]:
             Cell(f"fine/share0.5/s{seed}", "fine", "yolo11n-pst.yaml", seed, fine_train="0.5"),
         ]
     cells += [Cell(f"layers/{Path(m).stem}/s0", "layers", m, 0) for m in STUDY_CONFIGS]
+    # Issue 20, candidate a: PST at P4 only, the seeds the one-seed lead lacked.
+    cells += [Cell(f"layers/yolo11n-pst-p4/s{seed}", "layers", "yolo11n-pst-p4.yaml", seed) for seed in SEEDS[1:]]
+    # Issue 20, candidate c: a steadier start, each PST block starting as the identity.
+    cells += [Cell(f"init/yolo11n-pst-identity/s{seed}", "init", "yolo11n-pst-identity.yaml", seed) for seed in SEEDS]
+    # Issue 20, candidate e: Precise BatchNorm, stock and PST alike (each cell: as trained, and re-estimated).
+    for seed in SEEDS:
+        cells += [
+            Cell(f"precisebn/{Path(m).stem}/s{seed}", "precisebn", m, seed, precise_bn=PRECISE_BN_IMAGES)
+            for m in ("yolo11n.yaml", "yolo11n-pst.yaml")
+        ]
+    # Issue 20, candidate b: upgrade a trained YOLO11. Start from the stock model trained at the main job's budget
+    # (the precisebn/yolo11n cell of the seed: its best.pt is that model) and train 8 more epochs as yolo11n-pst,
+    # as PST at P4 only, and as yolo11n again (the fair control: the same 16 epochs in all, stock throughout).
+    for seed in SEEDS:
+        cells += [
+            Cell(f"upgrade/{Path(m).stem}/s{seed}", "upgrade", m, seed, pretrained=f"precisebn/yolo11n/s{seed}")
+            for m in ("yolo11n.yaml", "yolo11n-pst.yaml", "yolo11n-pst-p4.yaml")
+        ]
     for lr in (0.001, 0.01):
         cells += [
             Cell(f"recipe/{Path(m).stem}/lr{lr}", "recipe", m, 0, train_args=(("lr0", lr),))
@@ -104,6 +129,12 @@ def grid() -> list[Cell]:
         Cell(f"curves/{Path(m).stem}/s0", "curves", m, 0, epochs=CURVE_EPOCHS, train_args=(("val", True),))
         for m in ("yolo11n.yaml", "yolo11n-pst.yaml")
     ]
+    # Issue 20, candidate d: the 40-epoch runs with seeds 1 and 2 (seed 0 above), same recipe.
+    for seed in SEEDS[1:]:
+        cells += [
+            Cell(f"curves/{Path(m).stem}/s{seed}", "curves", m, seed, epochs=CURVE_EPOCHS, train_args=(("val", True),))
+            for m in ("yolo11n.yaml", "yolo11n-pst.yaml")
+        ]
     return cells
 
 
@@ -215,6 +246,12 @@ def run_cell(
     project = Path(project)
     data = _dataset(project, synth, verbose)
     model = _study_config(cell.model) if cell.model in STUDY_CONFIGS else cell.model
+    train_args = dict(cell.train_args)
+    transfer = None
+    if cell.pretrained:
+        base = trained_weights(project, cell.pretrained)
+        train_args["pretrained"] = str(base)
+        transfer = transfer_count(base, model)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     res = bench(
@@ -226,13 +263,20 @@ def run_cell(
         project=project / "runs",
         name=cell.slug,
         exist_ok=True,
-        train_args=dict(cell.train_args),
+        train_args=train_args,
         fine_train=cell.fine_train,
+        precise_bn=cell.precise_bn,
         verbose=verbose,
     )
+    from pst_yolo.eval.bench import PRECISE_BN_SUFFIX
+
     record = {
         "cell": asdict(cell),
-        "results": [{"k": r.k, "stats": r.stats, "params": r.params} for r in res.rows],
+        "results": [
+            {"k": r.k, "stats": r.stats, "params": r.params}
+            for r in res.rows
+            if not r.model.endswith(PRECISE_BN_SUFFIX)
+        ],
         "train_seconds": res.rows[0].train_seconds,
         "seconds": time.perf_counter() - t0,
         "epochs": res.settings["epochs"],
@@ -245,8 +289,59 @@ def run_cell(
         "run_dir": str(res.run_dir),
         "dataset": res.settings["dataset"],
     }
+    if transfer is not None:
+        record["transferred"] = transfer
+    if cell.precise_bn:
+        record["results_precise_bn"] = [
+            {"k": r.k, "stats": r.stats, "params": r.params} for r in res.rows if r.model.endswith(PRECISE_BN_SUFFIX)
+        ]
+        record["precise_bn_images"] = cell.precise_bn
     _write_json(cells_dir(project) / cell.file_name, record)
     return record
+
+
+def trained_weights(project: str | Path, cell_id: str) -> Path:
+    """The best weights that cell ``cell_id`` trained in ``project`` (its run folder must be there)."""
+    from pst_yolo.eval.tables import model_label
+
+    by_id = {c.id: c for c in grid()}
+    if cell_id not in by_id:
+        raise ValueError(f"no study cell {cell_id!r}")
+    base = by_id[cell_id]
+    model = _study_config(base.model) if base.model in STUDY_CONFIGS else base.model
+    path = Path(project) / "runs" / base.slug / model_label(model) / "weights" / "best.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: this cell starts from the weights cell {cell_id} trains; run it first in the same "
+            f"project (`pst-yolo study cells={cell_id} project={project}`)"
+        )
+    return path
+
+
+def transfer_count(weights: str | Path, model: str) -> dict[str, Any]:
+    """What Ultralytics' ``pretrained=`` transfers from ``weights`` into a fresh ``model``: tensors whose name and
+    shape match (its own rule), out of the model's, and the PST layers' tensors that found no match."""
+    from ultralytics import YOLO
+
+    from pst_yolo.integration.runtime import quiet_ultralytics
+    from pst_yolo.nn.pst import PST
+
+    with quiet_ultralytics():
+        theirs = YOLO(str(weights)).model.float().state_dict()
+        net = YOLO(model).model
+    ours = net.state_dict()
+    matched = [k for k, v in ours.items() if k in theirs and theirs[k].shape == v.shape]
+    pst_prefixes = tuple(f"model.{i}." for i, m in enumerate(net.model) if isinstance(m, PST))
+    same_name_other_shape = [
+        k for k, v in ours.items() if k.startswith(pst_prefixes) and k in theirs and theirs[k].shape != v.shape
+    ]
+    return {
+        "matched": len(matched),
+        "total": len(ours),
+        "pst_tensors": sum(k.startswith(pst_prefixes) for k in ours) if pst_prefixes else 0,
+        "pst_matched": sum(k.startswith(pst_prefixes) for k in matched) if pst_prefixes else 0,
+        "pst_same_name_other_shape": same_name_other_shape,
+    }
 
 
 @dataclass
@@ -543,12 +638,148 @@ def report_markdown(project: str | Path) -> str:
             + f" | {_f(aps.get(0, aps.get(None)))} | {_f(aps.get(8))} |"
         )
 
+    lines += candidates_markdown(recs)
+
     machines = sorted({r["machine"] for r in recs.values()})
     lines += ["", "## Where the cells ran", ""]
     lines += [f"- {m}: {sum(r['machine'] == m for r in recs.values())} cell(s)" for m in machines] or ["- (none yet)"]
     minutes = sum(r["seconds"] for r in recs.values()) / 60
     lines += ["", f"Total compute of the finished cells: {minutes:.0f} min.", "", "## Cells", "", study_status(project)]
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 20: where does PST pay? Pre-declared candidates, each paired by seed with its stock control
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Candidate:
+    """A setup paired by seed with a control: (cell prefix, k, results key) for each side."""
+
+    name: str
+    setup: str
+    pst: tuple[str, Optional[int], str]
+    control: tuple[str, Optional[int], str]
+
+
+# Where a candidate qualifies to ship (issue 20): mean paired difference >= 0 and at least 2 of 3 seeds >= stock.
+SHIP_MIN_SEEDS = 2
+
+
+def candidates() -> list[Candidate]:
+    r, pbn = "results", "results_precise_bn"
+    return [
+        Candidate("paper", "yolo11n-pst, coarse-only training (the paper's recipe), k = 8",
+                  ("noise/yolo11n-pst", 8, r), ("noise/yolo11n", None, r)),
+        Candidate("a", "PST at P4 only (cfg/study/yolo11n-pst-p4.yaml), k = 8",
+                  ("layers/yolo11n-pst-p4", 8, r), ("noise/yolo11n", None, r)),
+        Candidate("b", "upgrade: stock 8 epochs, then 8 more as yolo11n-pst, k = 8 (control: 8 more as yolo11n)",
+                  ("upgrade/yolo11n-pst", 8, r), ("upgrade/yolo11n", None, r)),
+        Candidate("b-p4", "upgrade: stock 8 epochs, then 8 more as PST at P4 only, k = 8 (control as b)",
+                  ("upgrade/yolo11n-pst-p4", 8, r), ("upgrade/yolo11n", None, r)),
+        Candidate("c", "yolo11n-pst with init=identity (each block starts as the identity), k = 8",
+                  ("init/yolo11n-pst-identity", 8, r), ("noise/yolo11n", None, r)),
+        Candidate("d", f"{CURVE_EPOCHS} epochs, yolo11n-pst k = 8 vs yolo11n",
+                  ("curves/yolo11n-pst", 8, r), ("curves/yolo11n", None, r)),
+        Candidate("e", "Precise BatchNorm on both (512 train images), yolo11n-pst k = 8 vs yolo11n",
+                  ("precisebn/yolo11n-pst", 8, pbn), ("precisebn/yolo11n", None, pbn)),
+    ]  # fmt: skip
+
+
+def _seed_ap(recs: dict[str, dict], prefix: str, seed: int, k: Optional[int], key: str) -> Optional[float]:
+    """AP of ``<prefix>/s<seed>`` at ``k`` from its ``key`` results (the P4 seed 0 is the ``layers`` cell)."""
+    rec = recs.get(f"{prefix}/s{seed}")
+    if rec is None or key not in rec:
+        return None
+    return {row["k"]: float(row["stats"]["AP"]) for row in rec[key]}.get(k)
+
+
+def candidate_pairs(recs: dict[str, dict], cand: Candidate) -> list[tuple[int, float, float]]:
+    """(seed, candidate AP, control AP) for every seed both sides have."""
+    out = []
+    for seed in SEEDS:
+        a, b = _seed_ap(recs, *_at(cand.pst, seed)), _seed_ap(recs, *_at(cand.control, seed))
+        if a is not None and b is not None:
+            out.append((seed, a, b))
+    return out
+
+
+def _at(side: tuple[str, Optional[int], str], seed: int) -> tuple[str, int, Optional[int], str]:
+    prefix, k, key = side
+    return prefix, seed, k, key
+
+
+def verdict(pairs: Sequence[tuple[int, float, float]]) -> str:
+    """The shipping rule, applied to 3 seeds: qualifies, or trails / ties, or pending."""
+    if len(pairs) < len(SEEDS):
+        return f"pending ({len(pairs)} of {len(SEEDS)} seeds)"
+    gaps = [a - b for _, a, b in pairs]
+    at_least = sum(g >= 0 for g in gaps)
+    if statistics.mean(gaps) >= 0 and at_least >= SHIP_MIN_SEEDS:
+        return f"matches stock ({at_least}/3 seeds ≥ stock): qualifies"
+    return f"trails stock ({at_least}/3 seeds ≥ stock)"
+
+
+def candidates_markdown(recs: dict[str, dict]) -> list[str]:
+    lines = [
+        "",
+        "## Where does PST pay? The pre-declared candidates (issue 20)",
+        "",
+        "Each candidate minus its control, paired by seed (AP, pycocotools, the main job's data). A candidate "
+        f"qualifies to ship if the mean difference is ≥ 0 and at least {SHIP_MIN_SEEDS} of 3 seeds are ≥ the "
+        "control's same seed.",
+        "",
+        "| | setup | candidate AP | control AP | candidate − control | per seed (0, 1, 2) | verdict |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for cand in candidates():
+        pairs = candidate_pairs(recs, cand)
+        gaps = [a - b for _, a, b in pairs]
+        lines.append(
+            f"| {cand.name} | {cand.setup} | {mean_std([a for _, a, _ in pairs])} | "
+            f"{mean_std([b for _, _, b in pairs])} | {_gap(gaps)} | "
+            f"{', '.join(f'{g:+.3f}' for g in gaps) or '-'} | {verdict(pairs)} |"
+        )
+    lines += [
+        "",
+        "What Precise BatchNorm does to each model (after − before, paired within each trained model):",
+        "",
+        "| model | k | before | after | after − before |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for m, k in (("yolo11n", None), ("yolo11n-pst", 0), ("yolo11n-pst", 8)):
+        before = [_seed_ap(recs, f"precisebn/{m}", s, k, "results") for s in SEEDS]
+        after = [_seed_ap(recs, f"precisebn/{m}", s, k, "results_precise_bn") for s in SEEDS]
+        both = [(x, y) for x, y in zip(before, after) if x is not None and y is not None]
+        lines.append(
+            f"| {m} | {'-' if k is None else k} | {mean_std([x for x, _ in both])} | "
+            f"{mean_std([y for _, y in both])} | {_gap([y - x for x, y in both])} |"
+        )
+    transfers = [
+        (cid, rec["transferred"])
+        for cid, rec in sorted(recs.items())
+        if cid.startswith("upgrade/") and "transferred" in rec
+    ]
+    seen = set()
+    lines += [
+        "",
+        "What `pretrained=` transfers from the stock checkpoint (Ultralytics' rule: same name and shape):",
+        "",
+    ]
+    for cid, t in transfers:
+        model = cid.split("/")[1]
+        if model in seen:
+            continue
+        seen.add(model)
+        lines.append(
+            f"- {model}: {t['matched']}/{t['total']} tensors; of the PST layers' {t['pst_tensors']}, "
+            f"{t['pst_matched']} (the output BatchNorm, whose name and shape C3k2 shares); same name, other shape: "
+            f"{len(t['pst_same_name_other_shape'])}"
+            if t["pst_tensors"]
+            else f"- {model}: {t['matched']}/{t['total']} tensors"
+        )
+    if not transfers:
+        lines.append("- pending")
+    return lines
 
 
 def _plots(project: Path, out: Path) -> list[Path]:

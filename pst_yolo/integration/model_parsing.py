@@ -30,7 +30,7 @@ from typing import Any, Callable
 from torch import nn
 
 from pst_yolo.integration.import_hooks import flush
-from pst_yolo.nn.pst import PST
+from pst_yolo.nn.pst import INITS, PST
 from pst_yolo.nn.topk import new_model_topk
 
 # nn.pst imports Ultralytics, whose import of tasks runs register(), which imports this module: so the
@@ -73,7 +73,7 @@ class PSTConfigError(ValueError):
 
 def _check_pst_row(i: int, f: Any, args: Any) -> tuple[int, int]:
     """Validate a PST row and return its absolute (x_from, upper_from)."""
-    usage = "PST rows are [[x_from, upper_from], repeats, PST, [c2, mlp_ratio, e]]"
+    usage = "PST rows are [[x_from, upper_from], repeats, PST, [c2, mlp_ratio, e]] or [c2, mlp_ratio, e, init]"
     if not (isinstance(f, (list, tuple)) and len(f) == 2 and all(isinstance(j, int) for j in f)):
         raise PSTConfigError(
             f"layer {i} (PST): 'from' must list two layers, the fine input and the half-resolution "
@@ -86,8 +86,13 @@ def _check_pst_row(i: int, f: Any, args: Any) -> tuple[int, int]:
                 f"layer {i} (PST): 'from' entry {j} points to layer {a}, which is not an earlier layer; "
                 f"a layer can only read layers 0..{i - 1}. {usage}"
             )
-    if not (isinstance(args, (list, tuple)) and args and isinstance(args[0], int) and len(args) <= 3):
-        raise PSTConfigError(f"layer {i} (PST): args must be [c2, mlp_ratio, e] with an integer c2; got {args!r}")
+    if not (isinstance(args, (list, tuple)) and args and isinstance(args[0], int) and len(args) <= 4):
+        raise PSTConfigError(
+            f"layer {i} (PST): args must be [c2, mlp_ratio, e] (or [c2, mlp_ratio, e, init]) with an integer c2; "
+            f"got {args!r}"
+        )
+    if len(args) == 4 and args[3] not in INITS:
+        raise PSTConfigError(f"layer {i} (PST): init (the 4th arg) must be one of {', '.join(INITS)}; got {args[3]!r}")
     return absolute
 
 
@@ -181,7 +186,7 @@ def parse_model_with_pst(original: Callable, d: dict, ch: int, verbose: bool = T
             c_up = probes[i].conv.in_channels
             n_ = max(round(n * depth), 1) if n > 1 else n
             try:
-                m = PST(c1, c_up, c2, n_, *args[1:], k=k)
+                m = PST(c1, c_up, c2, n_, *args[1:3], k=k, **({"init": args[3]} if len(args) == 4 else {}))
             except ValueError as e:
                 raise PSTConfigError(
                     f"layer {i} (PST): {e}. Fix: change c2 or e in this row so that int(c2 * width * e) "

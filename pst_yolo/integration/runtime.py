@@ -115,6 +115,56 @@ def trainer_progress(trainer: Any) -> tuple[int, int, int]:
     return int(trainer.args.seed), int(trainer.epoch), int(trainer.epochs)
 
 
+def cache_dataset_labels(data: str, task: str, imgsz: int) -> None:
+    """Scan a dataset's splits as a trainer would, so Ultralytics writes each split's label cache now.
+
+    Every training of the dataset then reads that cache. Trainings started together on a dataset without
+    one would each write it: Ultralytics deletes an existing cache before writing its own, so one run can
+    find the file gone (``No such file or directory: .../labels/train.cache``)."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data import build_yolo_dataset
+    from ultralytics.data.utils import check_cls_dataset, check_det_dataset
+
+    cfg = get_cfg(overrides={"data": data, "task": task, "imgsz": imgsz})
+    with quiet_ultralytics():
+        if task == "classify":
+            from ultralytics.data.dataset import ClassificationDataset
+
+            info = check_cls_dataset(data)
+            for split in ("train", "val", "test"):
+                if info.get(split):
+                    ClassificationDataset(root=info[split], args=cfg, augment=False, prefix=split)
+            return
+        info = check_det_dataset(data)
+        for split in ("train", "val", "test"):
+            if info.get(split):
+                build_yolo_dataset(cfg, info[split], 16, info, mode="val")
+
+
+def dataset_batches(data: str, task: str, imgsz: int, images: int, batch: int, split: str = "train") -> Iterator[Any]:
+    """The first ``images`` images of a split, un-augmented (letterboxed to ``imgsz`` as for validation), in
+    batches of float tensors [B, 3, imgsz, imgsz] in 0..1: what ``nn.precise_bn`` estimates statistics on."""
+    import torch
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data import build_yolo_dataset
+    from ultralytics.data.utils import check_cls_dataset, check_det_dataset
+
+    cfg = get_cfg(overrides={"data": data, "task": task, "imgsz": imgsz})
+    with quiet_ultralytics():
+        if task == "classify":
+            from ultralytics.data.dataset import ClassificationDataset
+
+            dataset = ClassificationDataset(root=check_cls_dataset(data)[split], args=cfg, augment=False, prefix=split)
+        else:
+            info = check_det_dataset(data)
+            dataset = build_yolo_dataset(cfg, info[split], batch, info, mode="val")
+    n = min(images, len(dataset))
+    for start in range(0, n, batch):
+        items = [dataset[i] for i in range(start, min(start + batch, n))]
+        imgs = torch.stack([item["img"] for item in items])
+        yield imgs.float() / 255 if imgs.dtype == torch.uint8 else imgs.float()
+
+
 # --------------------------------------------------------------------------------------------------
 # Logger, console, command line
 # --------------------------------------------------------------------------------------------------

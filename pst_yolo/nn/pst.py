@@ -24,6 +24,7 @@ from pst_yolo.nn.onnx_export import OrtMultiHeadAttention, onnx_attention_mode
 
 __all__ = ("PST", "GateConv1d", "PSAttn", "PSAttnBlock", "quiet_topk_clamp")
 
+INITS = ("authors", "identity")  # PST(init=...): how a freshly built layer starts
 HEAD_DIM = 32  # PST fixes the per-head width; the number of heads follows from the hidden width
 
 
@@ -307,6 +308,13 @@ class PSAttnBlock(nn.Module):
         self.mlp = nn.Sequential(Conv(dim, hidden, 1), Conv(hidden, dim, 1, act=False))
         self.mlp.apply(_init_conv2d)  # same init as the attention convs
 
+    def start_as_identity(self) -> None:
+        """Zero the BatchNorm scale that ends each residual branch (attention output projection, MLP output), so
+        the block starts as the identity and each branch grows from zero (zero-init residual, as in Goyal et al.
+        2017): a fresh PST then begins as its convolutional path. The parameters and their names are unchanged."""
+        for conv in (self.attn.proj, self.mlp[1]):
+            nn.init.zeros_(conv.bn.weight)
+
     def forward(self, x: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
         """x: [B, dim, H, W]; upper: [B, dim, Hu, Wu] -> [B, dim, H, W]."""
         x = x + self.attn(x, upper)
@@ -324,15 +332,27 @@ class PST(nn.Module):
         mlp_ratio: MLP expansion of each block.
         e: Hidden width ratio; ``int(c2 * e)`` must be a positive multiple of 32 (head dim 32).
         k: Top-k coarse tokens for the fine branch (0 disables it).
+        init: ``"authors"`` (their initialisation) or ``"identity"`` (each block's attention and MLP branches start
+            at zero, so the layer starts as its convolutional path; see ``PSAttnBlock.start_as_identity``).
 
     Shapes:
         forward((x, upper)): x [B, c1, H, W], upper [B, c_up, Hu, Wu] (half size) -> [B, c2, H, W].
     """
 
     def __init__(
-        self, c1: int, c_up: int, c2: int, n: int = 1, mlp_ratio: float = 2.0, e: float = 0.5, k: int = 0
+        self,
+        c1: int,
+        c_up: int,
+        c2: int,
+        n: int = 1,
+        mlp_ratio: float = 2.0,
+        e: float = 0.5,
+        k: int = 0,
+        init: str = "authors",
     ) -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"PST: init must be one of {', '.join(INITS)}, got {init!r}")
         c_ = int(c2 * e)
         if c_ <= 0 or c_ % HEAD_DIM != 0:
             raise ValueError(
@@ -346,9 +366,13 @@ class PST(nn.Module):
         self.cv1 = Conv(c1, c_, 1, 1)
         self.cvup = Conv(c_up, c_, 1, 1)
         self.cv2 = Conv((1 + n) * c_, c2, 1)
+        self.init = init
         for i in range(n):
             # attribute names match the authors' checkpoints
             setattr(self, f"attnlayer_{i}", PSAttnBlock(c_, c_ // HEAD_DIM, mlp_ratio, topk=k))
+        if init == "identity":
+            for block in self._blocks():
+                block.start_as_identity()
 
     def _blocks(self) -> list[PSAttnBlock]:
         return [getattr(self, f"attnlayer_{i}") for i in range(self.n)]

@@ -69,15 +69,16 @@ def test_study_configs_put_pst_at_one_level_only():
     for name, level in study.STUDY_CONFIGS.items():
         model = DetectionModel(study._study_config(name), nc=5, verbose=False)
         at = {m.i for m in model.model if pst_layers(m)}
-        assert at == ({16} if level == "P3" else {13}), name
+        assert at == {"P3": {16}, "P4": {13}, "P3 and P4": {13, 16}}[level], name
         assert len(model.model) == len(full.model)  # same graph, one fusion block swapped
         assert model.yaml["scale"] == "n"
 
 
 def test_select_by_group_prefix_and_id_in_grid_order():
     assert [c.id for c in select(["fine/last2"])] == ["fine/last2/s0", "fine/last2/s1", "fine/last2/s2"]
-    both = select(["curves", "noise/yolo11n/s2"])
+    both = select(["curves/yolo11n/s0", "curves/yolo11n-pst/s0", "noise/yolo11n/s2"])
     assert [c.id for c in both] == ["noise/yolo11n/s2", "curves/yolo11n/s0", "curves/yolo11n-pst/s0"]
+    assert [c.id for c in select(["curves"])][:2] == ["curves/yolo11n/s0", "curves/yolo11n-pst/s0"]
     assert select(None) == grid()
     with pytest.raises(ValueError, match="no study cell or group 'nois'"):
         select(["nois"])
@@ -261,3 +262,94 @@ def test_two_study_processes_share_the_cells(tmp_path, monkeypatch):
         f".{busy.file_name}.pst-yolo-lock",  # still the other process's
         stale.file_name,  # done; its lock released
     ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 20: the pre-declared candidates
+# --------------------------------------------------------------------------------------------------
+def test_grid_declares_every_candidate_with_three_seeds():
+    cells = grid()
+    by_prefix = lambda p: sorted(c.seed for c in cells if c.id.startswith(p + "/"))  # noqa: E731
+    for prefix in (
+        "layers/yolo11n-pst-p4",
+        "init/yolo11n-pst-identity",
+        "precisebn/yolo11n",
+        "precisebn/yolo11n-pst",
+        "upgrade/yolo11n",
+        "upgrade/yolo11n-pst",
+        "upgrade/yolo11n-pst-p4",
+        "curves/yolo11n",
+        "curves/yolo11n-pst",
+    ):
+        assert by_prefix(prefix) == [0, 1, 2], prefix
+    ids = [c.id for c in cells]
+    for c in cells:
+        if c.pretrained:  # starts from a stock model of the same seed, trained earlier in the grid
+            base = next(b for b in cells if b.id == c.pretrained)
+            assert base.model == "yolo11n.yaml" and base.seed == c.seed and ids.index(base.id) < ids.index(c.id)
+    assert all(c.precise_bn == study.PRECISE_BN_IMAGES for c in cells if c.group == "precisebn")
+
+
+def test_identity_init_config_starts_as_its_convolutional_path():
+    from ultralytics.nn.tasks import DetectionModel
+
+    from pst_yolo.nn.pst import PST
+
+    model = DetectionModel(study._study_config("yolo11n-pst-identity.yaml"), nc=5, verbose=False)
+    layers = [m for m in model.model if isinstance(m, PST)]
+    assert [m.init for m in layers] == ["identity", "identity"]
+    assert all(
+        float(b.attn.proj.bn.weight.detach().abs().sum()) == 0 and float(b.mlp[1].bn.weight.detach().abs().sum()) == 0
+        for m in layers
+        for b in m._blocks()
+    )
+
+
+def _pairs_record(cell_id: str, ap: float, key: str = "results") -> dict:
+    cell = next(c for c in grid() if c.id == cell_id)
+    rec = _fake_record(cell, {None: ap} if "pst" not in cell_id else {0: ap - 0.001, 8: ap})
+    if key != "results":
+        rec[key] = rec["results"]
+    return rec
+
+
+def test_verdict_follows_the_shipping_rule():
+    assert study.verdict([(0, 0.60, 0.61), (1, 0.62, 0.61), (2, 0.63, 0.61)]).endswith("qualifies")
+    assert study.verdict([(0, 0.60, 0.61), (1, 0.60, 0.61), (2, 0.70, 0.61)]).startswith("trails")  # 1 of 3 seeds
+    assert study.verdict([(0, 0.62, 0.61), (1, 0.62, 0.61), (2, 0.50, 0.61)]).startswith("trails")  # mean < 0
+    assert study.verdict([(0, 0.70, 0.61)]).startswith("pending (1 of 3")
+
+
+def test_candidates_table_pairs_each_candidate_with_its_control_by_seed():
+    recs = {}
+    for seed, (stock, p4) in enumerate([(0.61, 0.62), (0.62, 0.60), (0.60, 0.63)]):
+        recs[f"noise/yolo11n/s{seed}"] = _pairs_record(f"noise/yolo11n/s{seed}", stock)
+        p4_id = "layers/yolo11n-pst-p4/s0" if seed == 0 else f"layers/yolo11n-pst-p4/s{seed}"
+        recs[p4_id] = _pairs_record(p4_id, p4)
+    a = next(c for c in study.candidates() if c.name == "a")
+    assert study.candidate_pairs(recs, a) == [(0, 0.62, 0.61), (1, 0.60, 0.62), (2, 0.63, 0.60)]
+    row = next(line for line in study.candidates_markdown(recs) if line.startswith("| a |"))
+    assert "+0.007 ± 0.025 (n=3)" in row and "+0.010, -0.020, +0.030" in row and "qualifies" in row
+    e = next(c for c in study.candidates() if c.name == "e")
+    assert study.candidate_pairs(recs, e) == []  # precise-BN results only, never the plain ones
+
+
+def test_an_upgrade_cell_needs_its_base_run_and_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"run it first .*cells=precisebn/yolo11n/s1"):
+        study.trained_weights(tmp_path, "precisebn/yolo11n/s1")
+    weights = tmp_path / "runs" / "precisebn__yolo11n__s1" / "yolo11n" / "weights" / "best.pt"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"x")
+    assert study.trained_weights(tmp_path, "precisebn/yolo11n/s1") == weights
+
+
+def test_transfer_count_of_stock_weights_into_pst(tmp_path):
+    from ultralytics import YOLO
+
+    YOLO("yolo11n.yaml").save(tmp_path / "stock.pt")
+    same = study.transfer_count(tmp_path / "stock.pt", "yolo11n.yaml")
+    assert same["matched"] == same["total"] and same["pst_tensors"] == 0
+    pst = study.transfer_count(tmp_path / "stock.pt", "yolo11n-pst.yaml")
+    assert 0 < pst["matched"] < pst["total"] and pst["pst_tensors"] > 0
+    assert pst["pst_matched"] < pst["pst_tensors"]  # C3k2's tensors do not fit PST's convolutions
+    assert "model.13.cv1.conv.weight" in pst["pst_same_name_other_shape"]
