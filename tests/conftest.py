@@ -11,7 +11,9 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_VERBOSE", "false")
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# pytest-xdist runs one worker per core (pyproject's addopts): one torch thread each then keeps the cores busy
+# without two threads of every worker contending for one core. A run without workers keeps two.
+os.environ.setdefault("OMP_NUM_THREADS", "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2")
 # A private settings folder, so tests neither read nor change the user's Ultralytics settings.
 os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="pst_yolo_test_settings_"))
 

@@ -217,15 +217,29 @@ def run_study(opts: dict) -> int:
     if action not in ("run", "list", "report"):
         raise CLIError(f"study: the first word must be run, list or report, got {action!r}")
     if action == "list":
-        opts.pop("force", None)
+        for key in ("force", "jobs", "device"):
+            opts.pop(key, None)
         print(study.study_status(opts.get("project", study.DEFAULT_PROJECT), opts.get("cells")))
     elif action == "report":
-        if "cells" in opts or "force" in opts:
-            raise CLIError("study report reads every finished cell; cells= and force= are for running cells")
+        running_keys = [k for k in ("cells", "force", "jobs", "device") if k in opts]
+        if running_keys:
+            raise CLIError(
+                f"study report reads every finished cell; {', '.join(k + '=' for k in running_keys)} "
+                "are for running cells"
+            )
         print(f"written: {study.write_report(**opts)}")
     else:
         if "out" in opts:
             raise CLIError("out= is for `pst-yolo study report`; a run writes its report into project=")
+        sizes = {k: opts.pop(k) for k in ("train", "val", "synth_imgsz") if k in opts}
+        if sizes:  # another dataset than the cells' default, e.g. a tiny one to try the gpu cells on a CPU
+            from pst_yolo.data.synth import SynthSpec
+            from pst_yolo.eval.bench import DETECT
+
+            gpu_only = {c.group for c in study.select(opts.get("cells"))} == {"gpu"}
+            base = study.GPU_SYNTH if gpu_only else DETECT.main_synth
+            values = {{"synth_imgsz": "imgsz"}.get(k, k): v for k, v in sizes.items()}
+            opts["synth"] = _spec(SynthSpec, values, base=base)
         study.run_study(**opts)
     return 0
 
@@ -648,6 +662,16 @@ def build_commands() -> dict[str, Command]:
                 Key("project", str, "runs/pst-study", "the study folder: cells/ (one JSON per cell), runs/, data/"),
                 Key("force", to_bool, False, "rerun the selected cells even if they have results"),
                 Key("out", str, "project=", "report: the folder for study.md, noise.png, curves.png"),
+                Key(
+                    "jobs",
+                    int,
+                    "cores / torch threads",
+                    "cells run at once, each in its own process (same results as jobs=1)",
+                ),
+                Key("device", str, "cpu", "where cells train and are scored: cpu, 0, ..."),
+                Key("train", int, None, "the generated set: train images (default: the main job's; gpu cells: 2000)"),
+                Key("val", int, None, "the generated set: val images"),
+                Key("synth_imgsz", int, None, "the generated set: image size"),
             ),
             example="pst-yolo study cells=noise   # later: pst-yolo study report project=runs/pst-study out=docs/accuracy",
         ),

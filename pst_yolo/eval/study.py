@@ -45,7 +45,11 @@ STUDY_TOPK = (0, 8)
 SEEDS = (0, 1, 2)
 CURVE_EPOCHS = 40
 DEFAULT_PROJECT = "runs/pst-study"
-GROUPS = ("noise", "fine", "layers", "recipe", "curves", "precisebn", "init", "upgrade")
+GROUPS = ("noise", "fine", "layers", "recipe", "curves", "precisebn", "init", "upgrade", "gpu")
+GPU_SYNTH = SynthSpec(train=2000, val=200, imgsz=640, seed=0)  # the gpu group's dataset: same generator, larger
+GPU_EPOCHS = 10
+GPU_TRAIN_ARGS = (("batch", 32), ("workers", 2))
+GPU_MODELS = ("yolo11n.yaml", "yolo11n-pst.yaml", "yolo11n-pst-p4.yaml")
 PRECISE_BN_IMAGES = 512  # train images the precisebn cells re-estimate BatchNorm statistics on
 
 
@@ -129,6 +133,13 @@ def grid() -> list[Cell]:
         Cell(f"curves/{Path(m).stem}/s0", "curves", m, 0, epochs=CURVE_EPOCHS, train_args=(("val", True),))
         for m in ("yolo11n.yaml", "yolo11n-pst.yaml")
     ]
+    # GPU cells (scripts/gpu_study.sh): stock, the paper's layout and the best CPU candidate so far, 3 seeds each,
+    # at 640 px on a larger set from the same generator (GPU_SYNTH), all nine side by side on one GPU.
+    for seed in SEEDS:
+        cells += [
+            Cell(f"gpu/{Path(m).stem}/s{seed}", "gpu", m, seed, epochs=GPU_EPOCHS, train_args=GPU_TRAIN_ARGS)
+            for m in GPU_MODELS
+        ]
     # Issue 20, candidate d: the 40-epoch runs with seeds 1 and 2 (seed 0 above), same recipe.
     for seed in SEEDS[1:]:
         cells += [
@@ -234,7 +245,11 @@ def _curve(results_csv: Path) -> list[dict[str, float]]:
 
 
 def run_cell(
-    cell: Cell, project: str | Path = DEFAULT_PROJECT, synth: Optional[SynthSpec] = None, verbose: bool = True
+    cell: Cell,
+    project: str | Path = DEFAULT_PROJECT,
+    synth: Optional[SynthSpec] = None,
+    device: str = "cpu",
+    verbose: bool = True,
 ) -> dict:
     """Train and score one cell now (whether or not it has a result) and write its result file.
 
@@ -266,6 +281,7 @@ def run_cell(
         train_args=train_args,
         fine_train=cell.fine_train,
         precise_bn=cell.precise_bn,
+        device=device,
         verbose=verbose,
     )
     from pst_yolo.eval.bench import PRECISE_BN_SUFFIX
@@ -322,13 +338,15 @@ def transfer_count(weights: str | Path, model: str) -> dict[str, Any]:
     """What Ultralytics' ``pretrained=`` transfers from ``weights`` into a fresh ``model``: tensors whose name and
     shape match (its own rule), out of the model's, and the PST layers' tensors that found no match."""
     from ultralytics import YOLO
+    from ultralytics.nn.tasks import DetectionModel
 
     from pst_yolo.integration.runtime import quiet_ultralytics
     from pst_yolo.nn.pst import PST
 
     with quiet_ultralytics():
-        theirs = YOLO(str(weights)).model.float().state_dict()
-        net = YOLO(model).model
+        source = YOLO(str(weights)).model
+        theirs = source.float().state_dict()
+        net = DetectionModel(model, nc=len(source.names), verbose=False)  # as the trainer builds it: the data's classes
     ours = net.state_dict()
     matched = [k for k, v in ours.items() if k in theirs and theirs[k].shape == v.shape]
     pst_prefixes = tuple(f"model.{i}." for i, m in enumerate(net.model) if isinstance(m, PST))
@@ -374,53 +392,139 @@ def run_study(
     force: bool = False,
     report: bool = True,
     synth: Optional[SynthSpec] = None,
+    jobs: Optional[int] = None,
+    device: str = "cpu",
     verbose: bool = True,
 ) -> StudyRun:
     """Run the study's pending cells (``cells``: groups, id prefixes or ids; default all) in grid order.
 
     A cell with a result file is skipped unless ``force``; each result is written as soon as its cell ends,
     so stopping the study (Ctrl-C, a lost session) loses at most the cell in progress. Then the report is
-    written (``<project>/study.md``, ``noise.png``, ``curves.png``)."""
+    written (``<project>/study.md``, ``noise.png``, ``curves.png``).
+
+    ``jobs``: cells run at once, each in its own worker process (``eval.parallel``; output in
+    ``<project>/logs/<cell>.log``); None: as many as the cores hold at this process's torch thread count; 1: one
+    after the other here. A cell gives the same result either way. ``device``: where cells train and are scored
+    (``cpu``, ``0``, ...)."""
+    from pst_yolo.eval.parallel import default_jobs
+
     chosen = select(cells)
     project = Path(project)
+    groups = {c.group for c in chosen}
+    if "gpu" in groups and len(groups) > 1:
+        raise ValueError(
+            "the gpu cells train on their own dataset (640 px): run them alone, in a project of their own "
+            "(scripts/gpu_study.sh: cells=gpu project=runs/pst-study-gpu)"
+        )
+    if synth is None and groups == {"gpu"}:
+        synth = GPU_SYNTH
     todo = [c for c in chosen if force or read_cell(project, c) is None]
     out = StudyRun(skipped=[c.id for c in chosen if c not in todo])
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs={jobs}: must be >= 1 (1 runs the cells one after the other, in this process)")
+    jobs = min(jobs, len(todo)) if jobs is not None else default_jobs(len(todo))
     if verbose:
         print(
             f"pst-yolo study: {len(todo)} cell(s) to run, {len(out.skipped)} already done "
-            f"(results in {cells_dir(project)})"
+            f"(results in {cells_dir(project)}){f'; {jobs} at a time' if jobs > 1 else ''}"
         )
-    spent: list[float] = []
-    for i, cell in enumerate(todo, 1):
-        # Looked at again just before the cell: another study process on the same project may have finished
-        # it meanwhile, or be running it now (two processes share the work; each cell runs once).
-        if not force and read_cell(project, cell) is not None:
-            out.skipped.append(cell.id)
-            continue
-        with _claim(project, cell) as mine:
-            if not mine:
-                out.busy.append(cell.id)
-                if verbose:
-                    print(f"\n=== pst-yolo study: {cell.id} is being run by another process; next cell")
-                continue
-            if verbose:
-                eta = ""
-                if spent:
-                    left = statistics.mean(spent) * (len(todo) - i + 1) / 60
-                    eta = f", at most {left:.0f} min left at {statistics.mean(spent) / 60:.1f} min per cell"
-                print(f"\n=== pst-yolo study [{i}/{len(todo)}] {cell.id}{eta}", flush=True)
+    if jobs > 1 and todo:
+        _run_parallel(todo, project, synth, force, device, jobs, out, verbose)
+    else:
+        spent: list[float] = []
+        for i, cell in enumerate(todo, 1):
+            if verbose and spent:
+                left = statistics.mean(spent) * (len(todo) - i + 1) / 60
+                print(f"\n=== at most {left:.0f} min left at {statistics.mean(spent) / 60:.1f} min per cell")
             t0 = time.perf_counter()
-            record = run_cell(cell, project, synth=synth, verbose=verbose)
-            spent.append(time.perf_counter() - t0)
-            out.ran.append(cell.id)
-        if verbose:
-            shown = ", ".join(f"k={r['k']}: AP {r['stats']['AP']:.3f}" for r in record["results"])
-            print(f"=== {cell.id} done in {spent[-1] / 60:.1f} min: {shown}", flush=True)
+            outcome = run_claimed_cell(cell.id, project, synth, force, device, verbose, f"[{i}/{len(todo)}] ")
+            if outcome == "ran":
+                spent.append(time.perf_counter() - t0)
+            _tally(out, cell.id, outcome)
     if report:
         out.report = write_report(project)
         if verbose:
             print(f"\npst-yolo study: report written to {out.report}")
     return out
+
+
+def _tally(out: StudyRun, cell_id: str, outcome: str) -> None:
+    {"ran": out.ran, "skipped": out.skipped, "busy": out.busy}[outcome].append(cell_id)
+
+
+def run_claimed_cell(
+    cell_id: str,
+    project: str | Path,
+    synth: Optional[SynthSpec] = None,
+    force: bool = False,
+    device: str = "cpu",
+    verbose: bool = True,
+    tag: str = "",
+) -> str:
+    """Run one cell if no other process runs or has run it: "ran", "skipped" (a result exists) or "busy"."""
+    project = Path(project)
+    cell = next(c for c in grid() if c.id == cell_id)
+    # Looked at again just before the cell: another study process on the same project may have finished
+    # it meanwhile, or be running it now (processes share the work; each cell runs once).
+    if not force and read_cell(project, cell) is not None:
+        return "skipped"
+    with _claim(project, cell) as mine:
+        if not mine:
+            if verbose:
+                print(f"\n=== pst-yolo study: {cell.id} is being run by another process; next cell")
+            return "busy"
+        if verbose:
+            print(f"\n=== pst-yolo study {tag}{cell.id}", flush=True)
+        t0 = time.perf_counter()
+        record = run_cell(cell, project, synth=synth, device=device, verbose=verbose)
+    if verbose:
+        shown = ", ".join(f"k={r['k']}: AP {r['stats']['AP']:.3f}" for r in record["results"])
+        print(f"=== {cell.id} done in {(time.perf_counter() - t0) / 60:.1f} min: {shown}", flush=True)
+    return "ran"
+
+
+def _run_parallel(
+    todo: list[Cell], project: Path, synth, force: bool, device: str, jobs: int, out: StudyRun, verbose: bool
+) -> None:
+    """The cells in worker processes, ``jobs`` at a time: the dataset and its label cache are made first (the
+    workers share them), and cells that start from another cell's weights wait for a later wave."""
+    from pst_yolo.eval.bench import DETECT
+    from pst_yolo.eval.parallel import Job, run_jobs
+    from pst_yolo.integration.runtime import cache_dataset_labels
+
+    data = _dataset(project, synth, verbose)
+    cache_dataset_labels(str(data), "detect", (synth or DETECT.main_synth).imgsz)
+    ids = {c.id for c in todo}
+    waves = [[c for c in todo if c.pretrained not in ids], [c for c in todo if c.pretrained in ids]]
+    for wave in waves:
+        if not wave:
+            continue
+        results = run_jobs(
+            [
+                Job(
+                    c.id,
+                    run_claimed_cell,
+                    dict(cell_id=c.id, project=project, synth=synth, force=force, device=device),
+                    log=project / "logs" / f"{c.slug}.log",
+                )
+                for c in wave
+            ],
+            jobs=jobs,
+            verbose=verbose,
+            describe=_describe_cell,
+        )
+        for c in wave:
+            _tally(out, c.id, results[c.id])
+            if verbose and results[c.id] == "ran":
+                rec = read_cell(project, c)
+                shown = ", ".join(f"k={r['k']}: AP {r['stats']['AP']:.3f}" for r in rec["results"])
+                print(f"=== {c.id} done in {rec['seconds'] / 60:.1f} min: {shown}", flush=True)
+
+
+def _describe_cell(key: str, fields) -> str:
+    if "epoch" in fields:
+        return f"{key} epoch {fields['epoch']}"
+    return f"{key} {'finished' if 'done' in fields else 'started'}"
 
 
 def study_status(project: str | Path = DEFAULT_PROJECT, cells: Optional[Sequence[str]] = None) -> str:
@@ -639,6 +743,7 @@ def report_markdown(project: str | Path) -> str:
         )
 
     lines += candidates_markdown(recs)
+    lines += gpu_markdown(recs)
 
     machines = sorted({r["machine"] for r in recs.values()})
     lines += ["", "## Where the cells ran", ""]
@@ -779,6 +884,32 @@ def candidates_markdown(recs: dict[str, dict]) -> list[str]:
         )
     if not transfers:
         lines.append("- pending")
+    return lines
+
+
+def gpu_markdown(recs: dict[str, dict]) -> list[str]:
+    """The gpu group: each model's AP over seeds, and PST minus stock paired by seed (at k = 8)."""
+    gpu = {cid: r for cid, r in recs.items() if cid.startswith("gpu/")}
+    spec = GPU_SYNTH
+    lines = [
+        "",
+        f"## On a GPU: {spec.imgsz} px, {spec.train} train / {spec.val} val images, {GPU_EPOCHS} epochs (`gpu` cells)",
+        "",
+    ]
+    if not gpu:
+        return lines + ["pending: no GPU was lent to the sessions that ran this study (`scripts/gpu_study.sh`)."]
+    lines += ["| model | k | AP | − yolo11n, paired by seed | machine |", "|---|---:|---:|---:|---|"]
+    for m in GPU_MODELS:
+        stem = Path(m).stem
+        for k in [None] if "pst" not in stem else [0, 8]:
+            aps = [_seed_ap(gpu, f"gpu/{stem}", s, k, "results") for s in SEEDS]
+            pairs = [(a, _seed_ap(gpu, "gpu/yolo11n", s, None, "results")) for s, a in zip(SEEDS, aps) if a is not None]
+            gaps = [a - b for a, b in pairs if b is not None]
+            machines = sorted({r["machine"] for cid, r in gpu.items() if cid.startswith(f"gpu/{stem}/")})
+            lines.append(
+                f"| {stem} | {'-' if k is None else k} | {mean_std([a for a in aps if a is not None])} | "
+                f"{'' if k is None else _gap(gaps)} | {'; '.join(machines)} |"
+            )
     return lines
 
 

@@ -90,7 +90,7 @@ def test_select_by_group_prefix_and_id_in_grid_order():
 def test_run_study_skips_finished_cells_and_resumes_after_an_interruption(tmp_path, monkeypatch):
     ran = []
 
-    def fake_run_cell(cell, project, synth=None, verbose=True):
+    def fake_run_cell(cell, project, synth=None, device="cpu", verbose=True):
         if cell.id == "noise/yolo12n/s0" and not any(r == "interrupt" for r in ran):
             ran.append("interrupt")
             raise KeyboardInterrupt  # the user stops the study in the middle of this cell
@@ -101,19 +101,23 @@ def test_run_study_skips_finished_cells_and_resumes_after_an_interruption(tmp_pa
 
     monkeypatch.setattr(study, "run_cell", fake_run_cell)
     with pytest.raises(KeyboardInterrupt):
-        run_study(["noise/yolo11n/s0", "noise/yolo11n-pst/s0", "noise/yolo12n/s0"], project=tmp_path, verbose=False)
+        run_study(
+            ["noise/yolo11n/s0", "noise/yolo11n-pst/s0", "noise/yolo12n/s0"], project=tmp_path, jobs=1, verbose=False
+        )  # in this process: the fake run_cell does not reach worker processes
     assert ran == ["noise/yolo11n/s0", "noise/yolo11n-pst/s0", "interrupt"]
     assert sorted(p.name for p in study.cells_dir(tmp_path).iterdir()) == [
         "noise__yolo11n-pst__s0.json",
         "noise__yolo11n__s0.json",
     ]  # nothing written for the interrupted cell
 
-    out = run_study(["noise/yolo11n/s0", "noise/yolo11n-pst/s0", "noise/yolo12n/s0"], project=tmp_path, verbose=False)
+    out = run_study(
+        ["noise/yolo11n/s0", "noise/yolo11n-pst/s0", "noise/yolo12n/s0"], project=tmp_path, jobs=1, verbose=False
+    )
     assert out.ran == ["noise/yolo12n/s0"] and out.skipped == ["noise/yolo11n/s0", "noise/yolo11n-pst/s0"]
     assert out.report == tmp_path / "study.md" and out.report.is_file()
     assert (tmp_path / "noise.png").read_bytes()[:4] == b"\x89PNG"
 
-    again = run_study(["noise/yolo11n/s0"], project=tmp_path, force=True, report=False, verbose=False)
+    again = run_study(["noise/yolo11n/s0"], project=tmp_path, force=True, report=False, jobs=1, verbose=False)
     assert again.ran == ["noise/yolo11n/s0"] and again.report is None
 
 
@@ -220,6 +224,25 @@ def test_a_real_fine_aware_cell_trains_scores_and_is_then_skipped(tmp_path, monk
     assert "| fine/last2/s0 |" in study_status(tmp_path) and "done" in study_status(tmp_path)
 
 
+@pytest.mark.slow
+def test_cells_in_parallel_give_the_results_of_one_after_the_other(tmp_path):
+    """Two real grid cells at a tiny size in worker processes, and one after the other here: the same records.
+    The upgrade cell starts from the stock cell's weights, so it runs in the second wave."""
+    spec = SynthSpec(train=8, val=4, imgsz=64, seed=0)
+    ids = ["precisebn/yolo11n/s0", "upgrade/yolo11n/s0"]
+    seq = run_study(ids, project=tmp_path / "seq", synth=spec, jobs=1, report=False, verbose=False)
+    par = run_study(ids, project=tmp_path / "par", synth=spec, jobs=2, report=False, verbose=True)
+    assert seq.ran == par.ran == ids
+    assert (tmp_path / "par" / "logs" / "precisebn__yolo11n__s0.log").is_file()
+    for cell in (c for c in grid() if c.id in ids):
+        a, b = (json.loads((study.cells_dir(tmp_path / p) / cell.file_name).read_text()) for p in ("seq", "par"))
+        assert a["results"] == b["results"], cell.id
+        assert a.get("results_precise_bn") == b.get("results_precise_bn")
+    upgrade = json.loads((study.cells_dir(tmp_path / "par") / "upgrade__yolo11n__s0.json").read_text())
+    assert upgrade["transferred"]["matched"] == upgrade["transferred"]["total"]  # stock into stock: everything
+    assert upgrade["train_args"]["pretrained"].endswith("precisebn__yolo11n__s0/yolo11n/weights/best.pt")
+
+
 def test_two_study_processes_share_the_cells(tmp_path, monkeypatch):
     """A cell locked by another live process is left to it; a lock left behind by a dead one is taken over."""
     import subprocess
@@ -229,7 +252,7 @@ def test_two_study_processes_share_the_cells(tmp_path, monkeypatch):
 
     ran = []
 
-    def fake_run_cell(cell, project, synth=None, verbose=True):
+    def fake_run_cell(cell, project, synth=None, device="cpu", verbose=True):
         lock = study.cells_dir(project) / f".{cell.file_name}.pst-yolo-lock"
         assert f"pid {os.getpid()} " in lock.read_text()  # this process holds the cell
         ran.append(cell.id)
@@ -251,7 +274,7 @@ def test_two_study_processes_share_the_cells(tmp_path, monkeypatch):
     try:
         assert other.stdout.readline().strip() == "held"
         (cells / f".{stale.file_name}.pst-yolo-lock").write_text("pid 999999 (pst-yolo study)\n")  # killed holder
-        out = run_study([busy.id, stale.id], project=tmp_path, report=False, verbose=False)
+        out = run_study([busy.id, stale.id], project=tmp_path, report=False, jobs=1, verbose=False)
         with target_lock(cells / stale.file_name, "test"):  # released afterwards
             pass
     finally:
@@ -353,3 +376,43 @@ def test_transfer_count_of_stock_weights_into_pst(tmp_path):
     assert 0 < pst["matched"] < pst["total"] and pst["pst_tensors"] > 0
     assert pst["pst_matched"] < pst["pst_tensors"]  # C3k2's tensors do not fit PST's convolutions
     assert "model.13.cv1.conv.weight" in pst["pst_same_name_other_shape"]
+
+
+@pytest.mark.slow
+def test_gpu_study_script_runs_end_to_end_on_a_tiny_cpu_set(tmp_path):
+    """scripts/gpu_study.sh as the GPU run calls it, rehearsed on the CPU at a tiny size: cells the report reads."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    project = tmp_path / "gpu"
+    cells = "gpu/yolo11n/s0,gpu/yolo11n-pst/s0"
+    run = subprocess.run(
+        [
+            "bash",
+            str(REPO / "scripts" / "gpu_study.sh"),
+            "device=cpu",
+            "jobs=2",
+            "train=8",
+            "val=4",
+            "synth_imgsz=64",
+            f"cells={cells}",
+            f"project={project}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "torch" in run.stdout and "2 cell(s) to run" in run.stdout
+    for cid in cells.split(","):
+        rec = json.loads((study.cells_dir(project) / (cid.replace("/", "__") + ".json")).read_text())
+        assert rec["epochs"] == study.GPU_EPOCHS and rec["train_args"]["batch"] == 32
+        assert rec["train_args"]["imgsz"] == 64  # the dataset's own size (synth_imgsz=)
+    md = (project / "study.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| yolo11n-pst | 8 |"))
+    assert "(n=1)" in row and "CPU threads" in row  # PST − stock paired for seed 0, and the machine named
+    with pytest.raises(ValueError, match="run them alone"):
+        run_study(["gpu/yolo11n/s0", "noise/yolo11n/s0"], project=tmp_path / "mixed", verbose=False)
