@@ -10,7 +10,7 @@
 # DATA is a local ImageNet-1k folder in ImageFolder layout: $DATA/train/<wnid>/*.JPEG and $DATA/val/<wnid>/*.JPEG
 # (1000 class folders each; the val images sorted into class folders). Nothing is downloaded: give a path, not
 # the name "imagenet". Models (arguments, without .yaml; default: all of the paper's classifiers and baselines):
-#   resnet{18,50,101}-cls-pst / resnet{18,50,101}-cls   (cfg/; "resnet18" is a bottleneck ResNet-26, see README)
+#   resnet{18,50,101}-cls-pst / resnet{18,50,101}-cls   (cfg/; "resnet18" is a bottleneck ResNet-26, see docs/models.md)
 #   yolo11{n,s,m,l,x}-cls-pst / yolo11{n,s,m,l,x}-cls   (PST layout / stock Ultralytics YOLO11-cls)
 # With DEVICE=0,1,2,3 Ultralytics trains with DDP and splits batch 256 across the GPUs.
 # Do not add pretrained=False: for classifiers Ultralytics then calls reset_parameters() on every layer, which

@@ -790,7 +790,7 @@ def bench(
     table = markdown_table(rows, spec)
     md, csv_path, png = run_dir / "results.md", run_dir / "results.csv", run_dir / "results.png"
     _write_csv(rows, csv_path, spec)
-    _plot(rows, png, f"{settings['dataset'].split(';')[0].strip('`')}: {len(rows)} settings, imgsz {imgsz}", spec)
+    _plot(rows, png, plot_title(rows, data_name(data, dataset, annotations), imgsz), spec)
     md.write_text(_markdown_report(table, settings, seconds, rows))
     if verbose:
         print(f"\nResults ({run_dir}): results.md, results.csv, results.png; total {seconds / 60:.1f} min\n")
@@ -932,8 +932,30 @@ def _write_csv(rows: Sequence[BenchRow], path: Path, spec: BenchTask) -> None:
             )
 
 
-def _plot(rows: Sequence[BenchRow], path: Path, title: str, spec: BenchTask) -> Path:
-    """The primary metric vs ms/image, one point per row; the k settings of one PST model joined by a line."""
+def data_name(data: Any, dataset: Dataset, annotations: Any = None) -> str:
+    """A short name for the data a benchmark ran on (its folder's name), for titles."""
+    if data is None and annotations is None:
+        return "the generated set"
+    if dataset.train is not None:
+        train = Path(dataset.train)
+        return train.parent.name if train.suffix in (".yaml", ".yml") else train.name
+    return Path(str(annotations)).stem
+
+
+def plot_title(rows: Sequence[BenchRow], data: str, imgsz: Optional[int]) -> str:
+    """``yolo11n vs yolo11n-pst on synth, 160 px``: the models and the data, never a path."""
+    models = " vs ".join(dict.fromkeys(r.model for r in rows))
+    return f"{models} on {data}" + (f", {imgsz} px" if imgsz else "")
+
+
+def _figure(rows: Sequence[BenchRow], title: str, spec: BenchTask):
+    """The primary metric vs ms/image, one point per row; the k settings of one PST model joined by a line.
+
+    The metric axis runs from 0 to 1 (AP and accuracy are fractions), so a difference of a few thousandths
+    looks as small as it is; the margins keep every k label inside the axes.
+    """
+    import textwrap
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -944,18 +966,27 @@ def _plot(rows: Sequence[BenchRow], path: Path, title: str, spec: BenchTask) -> 
     for r in rows:
         by_model.setdefault(r.model, []).append(r)
     for label, group in by_model.items():
-        pts = [(r.ms_per_image or 0.0, max(r.stats.get(spec.primary, 0.0), 0.0), r) for r in group]
+        pts = [(r.ms_per_image or 0.0, min(max(r.stats.get(spec.primary, 0.0), 0.0), 1.0), r) for r in group]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-" if len(group) > 1 else "s", label=label)
-        for x, y, r in pts:
-            if r.k is not None:
-                ax.annotate(f"k={r.k}", (x, y), textcoords="offset points", xytext=(5, -10), fontsize=8)
+        for i, (x, y, r) in enumerate(p for p in pts if p[2].k is not None):
+            # alternate above / below the line so neighbouring k labels do not overlap; never off the axes
+            slots = (-12, -24) if y > 0.9 else (5, 17) if y < 0.1 else (5, -12)
+            dy = slots[i % 2]
+            ax.annotate(f"k={r.k}", (x, y), textcoords="offset points", xytext=(5, dy), fontsize=8)
+    ms = [r.ms_per_image or 0.0 for r in rows]
+    ax.set_xlim(0, max(max(ms, default=0.0), 1e-3) * 1.3)  # room on the right for the k labels
+    ax.set_ylim(0, 1.05)
     ax.set_xlabel("ms / image (batch 1)" if spec.name == "detect" else "ms / image (inference)")
     ax.set_ylabel("COCO AP50-95" if spec.primary == "AP" else spec.primary)
-    ax.set_title(title, fontsize=10)
+    ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
+    return fig
+
+
+def _plot(rows: Sequence[BenchRow], path: Path, title: str, spec: BenchTask) -> Path:
+    _figure(rows, title, spec).savefig(path)
     return path
 
 

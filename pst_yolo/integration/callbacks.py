@@ -12,8 +12,11 @@ Internals relied on (ultralytics 8.3.138 - 8.4.x), and why:
   ``register()`` reports it.
 - ``AutoBackend.__init__`` and ``BaseValidator.__call__`` -- the places where val and predict get their
   model; each logs one line saying which k every PST layer uses (cosmetic if they change).
-- ``torch_utils.get_flops`` -- model summaries probe the model with a tiny image where k exceeds the
-  coarse tokens; the wrapper keeps the clamp warning for real inputs (cosmetic).
+- ``torch_utils.get_flops`` -- model summaries extrapolate GFLOPs from tiny proxy images, where k exceeds
+  the coarse tokens (a clamp warning, kept for real inputs) and the fine branch's cost, which grows with k
+  and not with the image area, is scaled as if it did: the summaries of one model at k = 0 / 4 / 8 / 16
+  read 7.6 / 8.3 / 7.7 / 13.6. With the fine branch on, the wrapper profiles the full-size input once
+  instead (thop, as Ultralytics; cosmetic if it changes).
 - trainer attributes ``model``, ``ema``, ``args.seed``, ``epoch``, ``epochs`` (through ``runtime``).
 """
 
@@ -67,13 +70,43 @@ def on_export_start(exporter) -> None:
 
 
 def get_flops_quietly(original: Callable, model, *args, **kwargs):
-    """get_flops probes with a tiny image where k exceeds the coarse tokens: no clamp warning then."""
+    """Ultralytics' GFLOPs for its model summaries, right for PST models with the fine branch on.
+
+    get_flops extrapolates from tiny proxy images: there k exceeds the coarse tokens (no clamp warning
+    then) and the fine branch's cost, linear in k and independent of the image area, would be scaled
+    with the area. So with any PST layer at k > 0 the full-size input is profiled once, the same way.
+    """
     from pst_yolo.nn.pst import quiet_topk_clamp  # (the layer imports Ultralytics: see registry)
 
     if not isinstance(model, nn.Module):
         return original(model, *args, **kwargs)
     with quiet_topk_clamp(model):
+        if any(layer.k > 0 for _, layer in pst_layers(model)):
+            full = _full_size_gflops(model, args[0] if args else kwargs.get("imgsz", 640))
+            if full is not None:
+                return full
         return original(model, *args, **kwargs)
+
+
+def _full_size_gflops(model: nn.Module, imgsz: Any) -> float | None:
+    """thop's count of one batch-1 forward at ``imgsz`` (Ultralytics' convention: 2 FLOPs per MAC), on a copy
+    of the model so thop's bookkeeping never touches it; None if thop is missing or fails (Ultralytics' own
+    estimate is used then)."""
+    import copy
+
+    import torch
+
+    try:
+        import thop
+    except ImportError:
+        return None
+    try:
+        h, w = (imgsz, imgsz) if not isinstance(imgsz, (list, tuple)) else imgsz
+        p = next(model.parameters())
+        im = torch.zeros((1, p.shape[1], int(h), int(w)), device=p.device, dtype=p.dtype)
+        return thop.profile(copy.deepcopy(model), inputs=[im], verbose=False)[0] / 1e9 * 2
+    except Exception:
+        return None
 
 
 # --------------------------------------------------------------------------------------------------

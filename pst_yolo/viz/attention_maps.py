@@ -373,11 +373,36 @@ def draw_selection(
     return len(boxes)
 
 
+MIN_TEXT_SCALE = 0.35  # smallest OpenCV font scale that stays legible; narrower panels wrap their lines
+
+
+def _text_width(text: str, scale: float) -> int:
+    return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+
+
 def _fit_text(img_w: int, text: str, max_scale: float = 0.6) -> float:
     scale = max_scale
-    while scale > 0.3 and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > img_w - 8:
+    while scale > MIN_TEXT_SCALE and _text_width(text, scale) > img_w - 8:
         scale -= 0.05
-    return scale
+    return max(scale, MIN_TEXT_SCALE)
+
+
+def wrap_text(text: str, img_w: int, scale: float) -> list[str]:
+    """``text`` broken at spaces (or, for a word wider than the panel, inside it) into lines that each fit
+    ``img_w - 8`` pixels at ``scale``: a narrow panel gets more header lines instead of cut ones."""
+    room = img_w - 8
+    lines: list[str] = []
+    for word in text.split():
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and _text_width(candidate, scale) <= room:
+            lines[-1] = candidate
+            continue
+        while _text_width(word, scale) > room and len(word) > 1:  # a word wider than the panel: split it
+            cut = max(n for n in range(1, len(word)) if _text_width(word[:n], scale) <= room or n == 1)
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    return lines
 
 
 def layer_panel(
@@ -415,8 +440,8 @@ def layer_panel(
     else:
         line2 = "k=0: fine branch off (coarse only), heat map only"
     line3 = "heat: coarse selection score, mean over heads (blue low, red high)"
-    lines = [line1, line2, line3]
-    fs = min(_fit_text(pw, t) for t in lines)
+    fs = min(_fit_text(pw, t) for t in (line1, line2, line3))
+    lines = [part for t in (line1, line2, line3) for part in wrap_text(t, pw, fs)]
     th = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, fs, 1)[0][1]
     strip_h = len(lines) * (th + 10) + 6
     out = np.full((ph + strip_h, pw, 3), 24, dtype=np.uint8)

@@ -1,4 +1,4 @@
-"""The checkpoint trust model (README, "Security"): a ``.pt`` is a pickle, and unpickling can run code -- with
+"""The checkpoint trust model (docs/security.md): a ``.pt`` is a pickle, and unpickling can run code -- with
 stock ``YOLO()`` and every ``pst-yolo`` command alike. ``ULTRALYTICS_SAFE_LOAD=1`` refuses such a file, through
 ``YOLO()`` and through a ``pst-yolo`` command, while PST checkpoints still load.
 
@@ -72,7 +72,7 @@ SPEED = ("runtime=torch", "imgsz=64", "runs=1", "warmup=0", "memory=false", "flo
 
 @pytest.mark.slow  # fresh interpreters (Ultralytics reads the variable at import)
 def test_a_pickle_runs_code_under_the_default_loading(files):
-    """The premise of the README section: without SAFE_LOAD the marker appears (so the checks below can fail)."""
+    """The premise of docs/security.md: without SAFE_LOAD the marker appears (so the checks below can fail)."""
     root, marker = files
     _python(f"from ultralytics import YOLO\nYOLO({str(root / 'evil.pt')!r})", safe=False, cwd=root)
     assert marker.exists()
