@@ -9,6 +9,7 @@ docs/images/ was made so). ``$PST_YOLO_APP_TEST_MODEL`` swaps the random-weights
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -83,16 +84,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 120) -> Non
     raise AssertionError("the app did not answer on /_stcore/health")
 
 
-def test_upload_video_move_k_see_boxes_and_latency(tmp_path):
-    _requirements()
+@contextlib.contextmanager
+def serve(tmp_path: Path, model: str, conf: str, extra_flags: tuple = ()):
+    """``pst-yolo app`` on a free port of 127.0.0.1, and a Chromium page on it (a fresh --user-data-dir)."""
     from playwright.sync_api import expect, sync_playwright
-    from ultralytics import YOLO
 
-    model = os.environ.get("PST_YOLO_APP_TEST_MODEL")
-    if not model:
-        model = str(tmp_path / "pst.pt")
-        YOLO("yolo11n-pst.yaml").save(model)
-    video = _synth_video(tmp_path)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -100,49 +96,93 @@ def test_upload_video_move_k_see_boxes_and_latency(tmp_path):
         "YOLO_OFFLINE": "1",
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
-    conf = "0.25" if os.environ.get("PST_YOLO_APP_TEST_MODEL") else "0.0"
     cmd = [sys.executable, "-m", "pst_yolo.cli", "app", f"port={port}", f"model={model}", "imgsz=256", f"conf={conf}"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_healthy(url, proc)
         with sync_playwright() as pw:
             browser = pw.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
+                str(tmp_path / "chromium-profile"),
                 executable_path=CHROMIUM,
                 headless=True,
-                args=FLAGS,
-                viewport={"width": 1400, "height": 1000},
+                args=[*FLAGS, *extra_flags],
+                viewport={"width": 1400, "height": 1100},
             )
-            page = browser.new_page()
-            page.goto(url)
-            expect(page.get_by_text("PST live detection demo")).to_be_visible(timeout=120_000)
-            page.get_by_text("Upload a video or image").click()
-            uploader = page.get_by_test_id("stFileUploader").filter(has_text="Video or image")
-            uploader.locator("input[type=file]").set_input_files(str(video))
-            expect(page.get_by_text("Latency per k")).to_be_visible(timeout=120_000)
-            expect(page.get_by_text("end of the video")).to_be_visible(timeout=120_000)
-            first = page.get_by_test_id("stImage").first.inner_text()
-            assert first.startswith("k=8 (fine):"), first
-            slider = page.get_by_role("slider").first  # the k slider heads the controls
-            slider.focus()
-            for _ in range(4):
-                slider.press("ArrowLeft")
-            expect(page.get_by_test_id("stImage").first).to_contain_text("k=4 (fine):", timeout=120_000)
-            caption = page.get_by_test_id("stImage").first.inner_text()
-            boxes = int(caption.split(":")[1].split()[0])
-            assert boxes > 0, caption
-            table = page.get_by_test_id("stTable").inner_text()
-            assert "k=8 (fine)" in table and "k=4 (fine)" in table and "p90 ms" in table, table
-            page.wait_for_timeout(500)
-            shot = tmp_path / "app.png"
-            page.screenshot(path=str(shot), full_page=True)
-            browser.close()
-        assert shot.stat().st_size > 10_000
-        if os.environ.get("PST_YOLO_SCREENSHOTS"):
-            shutil.copy(shot, Path(os.environ["PST_YOLO_SCREENSHOTS"]) / "app.png")
+            try:
+                page = browser.new_page()
+                page.goto(url)
+                expect(page.get_by_text("PST live detection demo")).to_be_visible(timeout=120_000)
+                yield page
+            finally:
+                browser.close()
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _model(tmp_path: Path) -> tuple[str, str]:
+    """(model, conf): $PST_YOLO_APP_TEST_MODEL at conf 0.25, else random weights at conf 0 (boxes on every frame)."""
+    from ultralytics import YOLO
+
+    if os.environ.get("PST_YOLO_APP_TEST_MODEL"):
+        return os.environ["PST_YOLO_APP_TEST_MODEL"], "0.25"
+    model = tmp_path / "pst.pt"
+    YOLO("yolo11n-pst.yaml").save(model)
+    return str(model), "0.0"
+
+
+def test_upload_video_move_k_see_boxes_and_latency(tmp_path):
+    _requirements()
+    from playwright.sync_api import expect
+
+    video = _synth_video(tmp_path)
+    with serve(tmp_path, *_model(tmp_path)) as page:
+        page.get_by_text("Upload a video or image").click()
+        uploader = page.get_by_test_id("stFileUploader").filter(has_text="Video or image")
+        uploader.locator("input[type=file]").set_input_files(str(video))
+        expect(page.get_by_text("Latency per k")).to_be_visible(timeout=120_000)
+        expect(page.get_by_text("end of the video")).to_be_visible(timeout=120_000)
+        first = page.get_by_test_id("stImage").first.inner_text()
+        assert first.startswith("k=8 (fine):"), first
+        slider = page.get_by_role("slider").first  # the k slider heads the controls
+        slider.focus()
+        for _ in range(4):
+            slider.press("ArrowLeft")
+        expect(page.get_by_test_id("stImage").first).to_contain_text("k=4 (fine):", timeout=120_000)
+        caption = page.get_by_test_id("stImage").first.inner_text()
+        boxes = int(caption.split(":")[1].split()[0])
+        assert boxes > 0, caption
+        table = page.get_by_test_id("stTable").inner_text()
+        assert "k=8 (fine)" in table and "k=4 (fine)" in table and "p90 ms" in table, table
+        page.wait_for_timeout(500)
+        shot = tmp_path / "app.png"
+        page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("PST_YOLO_SCREENSHOTS"):
+        shutil.copy(shot, Path(os.environ["PST_YOLO_SCREENSHOTS"]) / "app.png")
+
+
+def test_browser_camera_streams_annotated_frames(tmp_path):
+    """The camera source through streamlit-webrtc, with Chromium's fake camera (a test pattern)."""
+    _requirements()
+    pytest.importorskip("streamlit_webrtc", reason="needs the Python package streamlit-webrtc (the [app] extra)")
+    flags = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")
+    with serve(tmp_path, *_model(tmp_path), extra_flags=flags) as page:
+        page.get_by_text("Browser camera").click()
+        component = page.frame_locator("iframe").first
+        component.get_by_role("button", name="START").click(timeout=120_000)
+        video = component.locator("video")
+        deadline = time.time() + 120
+        state = [0, 0, 0.0]
+        while time.time() < deadline and state[2] < 2.0:  # the annotated stream comes back and plays
+            page.wait_for_timeout(1000)
+            state = video.evaluate("v => [v.videoWidth, v.videoHeight, v.currentTime]")
+        assert state[0] > 0 and state[1] > 0 and state[2] >= 2.0, state
+        corner = video.evaluate(
+            "v => { const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;"
+            " const g = c.getContext('2d'); g.drawImage(v, 0, 0); return Array.from(g.getImageData(3, 3, 1, 1).data); }"
+        )
+        assert max(corner[:3]) < 40, corner  # the HUD's dark box: frames come back annotated (the fake camera is green)
