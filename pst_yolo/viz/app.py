@@ -197,14 +197,19 @@ class LatencyPanel:
 
     latencies: dict = field(default_factory=dict)  # label -> [ms]
     frames: int = 0
-    boxes: dict = field(default_factory=dict)  # label -> boxes in the latest frame
+    boxes: dict = field(default_factory=dict)  # label -> boxes in the latest frame processed at it
+    current: dict = field(default_factory=dict)  # label -> boxes, for the frame on screen
     started: Optional[float] = None
     wall_fps: Optional[float] = None
 
     def add(self, label: str, latency_ms: Optional[float], boxes: int) -> None:
         if latency_ms is not None:
             self.latencies.setdefault(label, []).append(float(latency_ms))
-        self.boxes[label] = int(boxes)
+        self.boxes[label] = self.current[label] = int(boxes)
+
+    def new_play(self) -> None:
+        """FPS and frame count start again (a rerun of the page); the latencies per k go on."""
+        self.started, self.frames, self.wall_fps, self.current = None, 0, None, {}
 
     def frame_done(self) -> None:
         now = time.perf_counter()
@@ -223,9 +228,9 @@ class LatencyPanel:
                 {
                     "k": label,
                     "frames": len(a),
-                    "mean ms": round(mean, 1),
-                    "p90 ms": round(float(np.percentile(a, 90)), 1),
-                    "FPS (model)": round(1000.0 / mean, 1) if mean > 0 else None,
+                    "mean ms": f"{mean:.1f}",
+                    "p90 ms": f"{float(np.percentile(a, 90)):.1f}",
+                    "FPS (model)": f"{1000.0 / mean:.1f}" if mean > 0 else "-",
                     "boxes (last frame)": self.boxes.get(label, 0),
                 }
             )
@@ -404,12 +409,12 @@ def _open(st, chosen):
         return None
 
 
-def _show(st, slots, det, frame, states, c, panel, fps_hint: Optional[float]):
+def _show(st, slots, det, frame, states, c, panel):
     from pst_yolo.viz.demo import process_frame
 
     outs = []
     for state in states:
-        out = process_frame(det, frame, state, fps=panel.wall_fps or fps_hint, layers=c["layers"])
+        out = process_frame(det, frame, state, fps=panel.wall_fps, layers=c["layers"])
         outs.append(out)
         panel.add(_label(det, state), out.latency_ms, len(out.boxes))
     panel.frame_done()
@@ -424,7 +429,9 @@ def _panel(st, where, panel: LatencyPanel) -> None:
         cols = st.columns(3)
         cols[0].metric("FPS (end to end)", f"{panel.wall_fps:.1f}" if panel.wall_fps else "-")
         cols[1].metric("Frames", panel.frames)
-        cols[2].metric("Boxes (last frame)", " / ".join(str(v) for v in panel.boxes.values()) or "0")
+        shown = panel.current
+        boxes = " · ".join(f"{k.split()[0]}: {n}" for k, n in shown.items()) if len(shown) > 1 else None
+        cols[2].metric("Boxes", boxes or str(next(iter(shown.values()), 0)))
         rows = panel.rows()
         if rows:
             st.markdown("**Latency per k**")
@@ -444,7 +451,7 @@ def _camera(st, det, c, states) -> None:
                 st.error("the camera snapshot could not be decoded")
                 return
             panel = st.session_state.setdefault("pst_panel", LatencyPanel())
-            _show(st, [col.empty() for col in st.columns(len(states))], det, img, states, c, panel, None)
+            _show(st, [col.empty() for col in st.columns(len(states))], det, img, states, c, panel)
         return
     from pst_yolo.viz.demo import process_frame
 
@@ -497,7 +504,7 @@ def page() -> None:
     if st.session_state.get("pst_key") != key:  # a new source or model: statistics and position start afresh
         st.session_state.update(pst_key=key, pst_pos=0, pst_panel=LatencyPanel(), pst_last=None, pst_ended=False)
     panel: LatencyPanel = st.session_state["pst_panel"]
-    panel.started, panel.frames = None, 0  # FPS of this play (the latency lists go on)
+    panel.new_play()
     slots = [col.empty() for col in st.columns(len(states))]  # one picture each, replaced frame by frame
     panel_slot = st.empty()
     src = _open(st, chosen)
@@ -517,7 +524,7 @@ def page() -> None:
             if frame is None:
                 st.error(f"no frame could be read from {chosen[2] if len(chosen) > 2 else 'the source'}")
                 st.stop()
-            outs = _show(st, slots, det, frame.image, states, c, panel, None)
+            outs = _show(st, slots, det, frame.image, states, c, panel)
             _panel(st, panel_slot, panel)
             _download(st, outs)
             st.stop()
@@ -529,7 +536,7 @@ def page() -> None:
             fr = src.read()
             if fr is None:
                 break
-            outs = _show(st, slots, det, fr.image, states, c, panel, src.fps)
+            outs = _show(st, slots, det, fr.image, states, c, panel)
             st.session_state["pst_last"] = fr
             st.session_state["pst_pos"] = fr.index + 1
             _panel(st, panel_slot, panel)

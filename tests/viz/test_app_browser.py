@@ -106,7 +106,7 @@ def serve(tmp_path: Path, model: str, conf: str, extra_flags: tuple = ()):
                 executable_path=CHROMIUM,
                 headless=True,
                 args=[*FLAGS, *extra_flags],
-                viewport={"width": 1400, "height": 1100},
+                viewport={"width": 1400, "height": 1060},
             )
             try:
                 page = browser.new_page()
@@ -124,11 +124,11 @@ def serve(tmp_path: Path, model: str, conf: str, extra_flags: tuple = ()):
 
 
 def _model(tmp_path: Path) -> tuple[str, str]:
-    """(model, conf): $PST_YOLO_APP_TEST_MODEL at conf 0.25, else random weights at conf 0 (boxes on every frame)."""
+    """(model, conf): $PST_YOLO_APP_TEST_MODEL at conf 0.1, else random weights at conf 0 (boxes on every frame)."""
     from ultralytics import YOLO
 
     if os.environ.get("PST_YOLO_APP_TEST_MODEL"):
-        return os.environ["PST_YOLO_APP_TEST_MODEL"], "0.25"
+        return os.environ["PST_YOLO_APP_TEST_MODEL"], "0.1"
     model = tmp_path / "pst.pt"
     YOLO("yolo11n-pst.yaml").save(model)
     return str(model), "0.0"
@@ -157,7 +157,11 @@ def test_upload_video_move_k_see_boxes_and_latency(tmp_path):
         assert boxes > 0, caption
         table = page.get_by_test_id("stTable").inner_text()
         assert "k=8 (fine)" in table and "k=4 (fine)" in table and "p90 ms" in table, table
-        page.wait_for_timeout(500)
+        page.get_by_text("Side by side: k = 0 and this k").click()  # the same frame at k=0 and k=4, overlay on
+        expect(page.get_by_test_id("stImage")).to_have_count(2, timeout=120_000)
+        page.get_by_text("Attention overlay").click()
+        expect(page.get_by_test_id("stImage").first).to_contain_text("k=0 (coarse only):", timeout=120_000)
+        page.wait_for_timeout(3000)
         shot = tmp_path / "app.png"
         page.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
