@@ -195,3 +195,22 @@ def test_cli_app_checks_its_keys(monkeypatch, capsys):
     assert main(["app"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"pst-yolo app: error: {app.INSTALL_HINT}"
+
+
+def test_exported_model_runs_with_k_fixed(models, monkeypatch, tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the [export] extra)")
+    import shutil
+    import warnings
+
+    from ultralytics import YOLO
+
+    src = tmp_path / "pst.pt"
+    shutil.copy(models.pst, src)  # (the export lands next to its checkpoint)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        onnx = YOLO(str(src)).export(format="onnx", imgsz=IMGSZ, simplify=False)
+    at = page(monkeypatch, model=onnx)
+    assert not at.exception and not at.error
+    assert any("k is fixed at export (k=8)" in w.value for w in at.warning)
+    assert at.slider(key="k").disabled and at.toggle(key="overlay").disabled
+    assert captions(at)[0].startswith("k=8 (fixed at export):")
