@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -278,7 +279,7 @@ def _save_upload(st, upload, allowed: set[str]) -> Path:
         raise DemoError(f"{upload.name}: not a file this demo reads (expected one of {', '.join(sorted(allowed))})")
     folder = _temp_dir(st) / f"upload-{abs(hash((upload.name, upload.size))) % 10**8}"
     folder.mkdir(exist_ok=True)
-    path = folder / f"file{suffix}"
+    path = folder / (re.sub(r"[^\w.-]", "_", Path(upload.name).name) or f"upload{suffix}")  # its own name, shown
     if not path.exists():
         path.write_bytes(upload.getvalue())
     return path
