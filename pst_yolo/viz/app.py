@@ -440,7 +440,10 @@ def _panel(st, where, panel: LatencyPanel) -> None:
 
 
 def _camera(st, det, c, states) -> None:
-    """The browser's camera: live through streamlit-webrtc when installed, else one snapshot at a time."""
+    """The browser's camera: live through streamlit-webrtc when installed (k = 0 and k side by side in one
+    picture), else one snapshot at a time. The statistics panel shows what the frames so far measured."""
+    panel: LatencyPanel = st.session_state.setdefault("pst_camera_panel", LatencyPanel())
+    lock: threading.Lock = st.session_state.setdefault("pst_camera_lock", threading.Lock())
     try:
         import av
         from streamlit_webrtc import webrtc_streamer
@@ -451,15 +454,22 @@ def _camera(st, det, c, states) -> None:
             if img is None:
                 st.error("the camera snapshot could not be decoded")
                 return
-            panel = st.session_state.setdefault("pst_panel", LatencyPanel())
             _show(st, [col.empty() for col in st.columns(len(states))], det, img, states, c, panel)
+            _panel(st, st.empty(), panel)
         return
     from pst_yolo.viz.demo import process_frame
 
-    def callback(frame):
+    def callback(frame):  # (runs in streamlit-webrtc's thread)
         img = frame.to_ndarray(format="bgr24")
-        out = process_frame(det, img, states[-1], layers=c["layers"])
-        return av.VideoFrame.from_ndarray(out.image, format="bgr24")
+        outs = [process_frame(det, img, state, fps=panel.wall_fps, layers=c["layers"]) for state in states]
+        with lock:
+            for state, out in zip(states, outs):
+                panel.add(_label(det, state), out.latency_ms, len(out.boxes))
+            panel.frame_done()
+        pictures = [outs[0].image]
+        for out in outs[1:]:
+            pictures += [np.full((img.shape[0], 8, 3), 255, np.uint8), out.image]
+        return av.VideoFrame.from_ndarray(np.hstack(pictures), format="bgr24")
 
     webrtc_streamer(
         key="pst-camera",
@@ -467,6 +477,9 @@ def _camera(st, det, c, states) -> None:
         media_stream_constraints={"video": True, "audio": False},
         rtc_configuration={"iceServers": []},  # this machine's browser: no STUN server to ask
     )
+    st.button("Refresh the statistics", key="camera_stats")  # (a click reruns the page, which redraws them)
+    with lock:
+        _panel(st, st.empty(), panel)
 
 
 def page() -> None:

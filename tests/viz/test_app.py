@@ -215,3 +215,16 @@ def test_exported_model_runs_with_k_fixed(models, monkeypatch, tmp_path):
     assert any("k is fixed at export (k=8)" in w.value for w in at.warning)
     assert at.slider(key="k").disabled and at.toggle(key="overlay").disabled
     assert captions(at)[0].startswith("k=8 (fixed at export):")
+
+
+def test_camera_without_streamlit_webrtc_falls_back_to_snapshots(models, monkeypatch):
+    """(The live camera needs a real browser: tests/viz/test_app_browser.py. Here: the fallback.)"""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "streamlit_webrtc", None)  # as if not installed
+    at = page(monkeypatch, model=models.pst)
+    at.radio(key="source_kind").set_value("Browser camera").run()
+    assert not at.exception and not at.error
+    assert [w.proto.label for w in at.get("camera_input")] == [
+        "Camera snapshot (install streamlit-webrtc for live video)"
+    ]

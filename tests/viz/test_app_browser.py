@@ -172,6 +172,8 @@ def test_upload_video_move_k_see_boxes_and_latency(tmp_path):
 def test_browser_camera_streams_annotated_frames(tmp_path):
     """The camera source through streamlit-webrtc, with Chromium's fake camera (a test pattern)."""
     _requirements()
+    from playwright.sync_api import expect
+
     pytest.importorskip("streamlit_webrtc", reason="needs the Python package streamlit-webrtc (the [app] extra)")
     flags = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")
     with serve(tmp_path, *_model(tmp_path), extra_flags=flags) as page:
@@ -190,3 +192,5 @@ def test_browser_camera_streams_annotated_frames(tmp_path):
             " const g = c.getContext('2d'); g.drawImage(v, 0, 0); return Array.from(g.getImageData(3, 3, 1, 1).data); }"
         )
         assert max(corner[:3]) < 40, corner  # the HUD's dark box: frames come back annotated (the fake camera is green)
+        page.get_by_role("button", name="Refresh the statistics").click()
+        expect(page.get_by_test_id("stTable")).to_contain_text("k=8 (fine)", timeout=60_000)
