@@ -188,6 +188,12 @@ def run_demo(opts: dict) -> int:
     return 0
 
 
+def run_app(opts: dict) -> int:
+    from pst_yolo.viz.app import serve
+
+    return serve(**opts)
+
+
 def run_explain(opts: dict) -> int:
     from pst_yolo.viz.explain import explain
 
@@ -524,6 +530,13 @@ def build_commands() -> dict[str, Command]:
                 Key("save", to_bool, "when headless", "write the annotated video/images to the run folder"),
                 *(k for k in PREDICT_KEYS if k.name != "project"),
                 Key("overlay", to_bool, False, "start with the attention overlay on"),
+                Key("overlay_alpha", float, 0.3, "heat-map opacity 0..1 (keys [ and ] change it)"),
+                Key(
+                    "realtime",
+                    to_bool,
+                    "in a window",
+                    "play a video file at its own frame rate (False: as fast as processed)",
+                ),
                 Key("project", str, "runs/pst", "parent of the run folder"),
                 Key("name", str, "demo", "run folder name (numbered)"),
                 Key("max_frames", int, None, "stop after N frames"),
@@ -531,7 +544,25 @@ def build_commands() -> dict[str, Command]:
                 Key("reconnect", int, 3, "attempts when a stream drops"),
             ),
             example="pst-yolo demo source=0 model=best.pt   (keys: f coarse/fine, +/- k, v attention, "
-            "space pause, s save, q quit)",
+            "[/] its opacity, space pause, s save, q quit)",
+        ),
+        Command(
+            "app",
+            "the live demo in the browser (Streamlit; needs the [app] extra): camera, upload, stream, sample",
+            "pst_yolo.viz.app.serve",
+            run_app,
+            keys=(
+                Key("host", str, "127.0.0.1", "address to serve on (0.0.0.0: every interface)"),
+                Key("port", int, 8501, "port to serve on"),
+                Key("model", str, "yolo11n-pst.yaml", "the model the page starts with (.pt, an export, a .yaml)"),
+                Key("source", str, None, "a stream URL or a file on this machine to start with (default: the sample)"),
+                Key("imgsz", int, 640, "inference size"),
+                Key("conf", float, 0.25, "confidence threshold the page starts with"),
+                Key("topk", topk_value, None, "k the page starts with (PyTorch PST models)"),
+                Key("device", str, "cpu", "cpu, 0, ..."),
+                Key("max_frames", int, None, "frames per play (default: until the source ends)"),
+            ),
+            example='pip install "pst-yolo[app]"; pst-yolo app model=best.pt   (then open http://127.0.0.1:8501)',
         ),
         Command(
             "explain",

@@ -36,6 +36,7 @@ __all__ = (
     "layer_panel",
     "letterbox_geometry",
     "patch_boxes",
+    "text_style",
 )
 
 PANEL_GAP = 8  # pixels between panels of an explain figure
@@ -326,6 +327,22 @@ def draw_label(
     return h
 
 
+MIN_TEXT_PX = 10  # smallest cap height drawn: Hershey text stays legible at this size
+TEXT_FRACTION = 0.024  # cap height as a fraction of the frame's shorter side (26 px at 1080p)
+
+
+def text_style(shape: Sequence[int]) -> tuple[float, int]:
+    """(font scale, thickness) for on-frame text (HUD, box labels) on a frame of ``shape`` (h, w, ...).
+
+    The cap height grows with the shorter side (``TEXT_FRACTION`` of it) and never drops below
+    ``MIN_TEXT_PX``, so text stays legible on a 160x120 frame and is not lost on a 1080p one.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    cap_px = max(float(MIN_TEXT_PX), TEXT_FRACTION * min(h, w))
+    ref = cv2.getTextSize("H", cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)[0][1]  # cap height at scale 1
+    return cap_px / ref, max(1, round(cap_px / 13))
+
+
 def draw_detections(
     img: np.ndarray,
     boxes: np.ndarray,
@@ -334,10 +351,10 @@ def draw_detections(
     names: dict | Sequence[str] | None = None,
     thickness: Optional[int] = None,
 ) -> np.ndarray:
-    """Draw xyxy boxes with ``name conf`` labels in place; returns ``img``."""
+    """Draw xyxy boxes with ``name conf`` labels (sized by ``text_style``) in place; returns ``img``."""
     h, w = img.shape[:2]
     t = thickness or max(1, round((h + w) / 600))
-    scale = max(0.35, t / 3)
+    scale, text_t = text_style(img.shape)
     for (x0, y0, x1, y1), c, p in zip(
         np.asarray(boxes).reshape(-1, 4), np.asarray(classes).reshape(-1), np.asarray(confs).reshape(-1)
     ):
@@ -346,9 +363,10 @@ def draw_detections(
         p1 = (max(int(round(x1)) - 1, p0[0]), max(int(round(y1)) - 1, p0[1]))
         cv2.rectangle(img, p0, p1, color, t, cv2.LINE_AA)
         label = f"{_class_name(names, int(c))} {float(p):.2f}"
-        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, text_t)
         ly = p0[1] - th - base - 4 if p0[1] - th - base - 4 >= 0 else p0[1]  # above the box, else inside
-        draw_label(img, label, (p0[0], ly), color=(255, 255, 255), bg=color, scale=scale)
+        lx = min(p0[0], max(w - tw - 4, 0))  # kept inside the frame on the right
+        draw_label(img, label, (lx, ly), color=(255, 255, 255), bg=color, scale=scale, thickness=text_t)
     return img
 
 
@@ -470,26 +488,44 @@ def hstack_panels(panels: Sequence[np.ndarray], gap: int = PANEL_GAP, fill: int 
 class OverlayInfo:
     """What ``draw_overlay`` drew, for the on-screen legend."""
 
-    heat_layer: Optional[str] = None
+    heat_layer: Optional[str] = None  # None: no heat map drawn (opacity 0)
     patches: dict = field(default_factory=dict)  # layer -> number of patches
+    colors: dict = field(default_factory=dict)  # layer -> BGR colour of its patches
+
+
+OVERLAY_ALPHA = 0.3  # default opacity of the live heat map: the picture stays visible under it
 
 
 def draw_overlay(
-    img: np.ndarray, selections: Sequence[LayerSelection], heat_layer: Optional[str] = None, alpha: float = 0.35
+    img: np.ndarray,
+    selections: Sequence[LayerSelection],
+    heat_layer: Optional[str] = None,
+    alpha: float = OVERLAY_ALPHA,
+    layers: Optional[Sequence[str]] = None,
 ) -> tuple[np.ndarray, OverlayInfo]:
     """Live overlay: the heat map of one PST layer (default: the finest, i.e. the last) blended over
-    ``img``, and the fine patches of every PST layer, one colour per layer. Returns (image, info)."""
+    ``img`` with opacity ``alpha`` (0: no heat map), and the fine patches of every PST layer, one colour
+    per layer (the colour follows the layer's place in the model). ``layers``: only these PST layers
+    (names as in ``LayerSelection.layer``; None: all). Returns (image, info); at k=0 no patch is drawn."""
     info = OverlayInfo()
     if not selections:
         return img, info
     grouped: dict[str, list[LayerSelection]] = {}
     for s in selections:
         grouped.setdefault(s.layer, []).append(s)
+    colors = {name: LAYER_COLORS[i % len(LAYER_COLORS)] for i, name in enumerate(grouped)}
+    if layers is not None:
+        wanted = {str(name) for name in layers}
+        grouped = {name: sels for name, sels in grouped.items() if name in wanted}
+        if not grouped:
+            return img, info
     layer_names = list(grouped)
     heat_layer = heat_layer if heat_layer in grouped else layer_names[-1]
-    heat = heat_image(grouped[heat_layer], img.shape[:2])
+    alpha = float(np.clip(alpha, 0.0, 1.0))
+    heat = heat_image(grouped[heat_layer], img.shape[:2]) if alpha > 0 else None
     out = blend_heat(img, heat, alpha) if heat is not None else img.copy()
-    info.heat_layer = heat_layer
-    for i, name in enumerate(layer_names):
-        info.patches[name] = draw_selection(out, grouped[name], color=LAYER_COLORS[i % len(LAYER_COLORS)])
+    info.heat_layer = heat_layer if heat is not None else None
+    info.colors = {name: colors[name] for name in layer_names}
+    for name in layer_names:
+        info.patches[name] = draw_selection(out, grouped[name], color=colors[name])
     return out, info

@@ -16,7 +16,8 @@ format Ultralytics' AutoBackend loads (k fixed at export; no attention overlay, 
 in the PyTorch forward pass).
 
 Keys in the window (``handle_key`` is a pure function of (state, key)):
-``f`` coarse/fine, ``+``/``-`` k up/down (powers of two), ``v`` attention overlay, ``space`` pause,
+``f`` coarse/fine, ``+``/``-`` k up/down (powers of two), ``v`` attention overlay, ``[``/``]`` its
+opacity, ``space`` pause,
 ``s`` save the frame, ``q``/Esc quit.
 
 Without a display (``show=False``, or none detected: ``$DISPLAY`` unset or unusable) the annotated
@@ -36,7 +37,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 import cv2
 import numpy as np
 
-from pst_yolo.viz.attention_maps import LAYER_COLORS, draw_detections, draw_overlay
+from pst_yolo.viz.attention_maps import OVERLAY_ALPHA, OverlayInfo, draw_detections, draw_overlay, text_style
 from pst_yolo.viz.common import WRITABLE_IMAGE_SUFFIXES, DemoError, check_save_dir, run_folder, say
 from pst_yolo.viz.detector import Detector
 from pst_yolo.viz.sources import Frame, ImageSource, display_available, open_source
@@ -57,7 +58,8 @@ __all__ = (
 )
 
 WINDOW = "pst-yolo demo"
-KEYS_HELP = "f coarse/fine | +/- k | v attention | space pause | s save | q quit"
+KEYS_HELP = "f coarse/fine | +/- k | v attention | [/] opacity | space pause | s save | q quit"
+ALPHA_STEP = 0.1  # what [ and ] change the overlay opacity by
 K_LIMIT = 4096  # upper bound for '+' before the coarse-map size is known
 
 
@@ -71,6 +73,7 @@ class DemoState:
     k: int = 8  # the fine-branch k, remembered while coarse
     fine: bool = True
     overlay: bool = False
+    overlay_alpha: float = OVERLAY_ALPHA  # opacity of the heat map (0: patches only)
     paused: bool = False
     quit: bool = False
     save_requested: bool = False
@@ -99,7 +102,8 @@ def handle_key(state: DemoState, key: Optional[int]) -> DemoState:
 
     f: coarse (k=0) <-> fine (k, remembered while coarse); + / =: k up to the next power of two
     (capped at ``k_max``; from coarse: fine on at the remembered k); - / _: k down to the previous
-    power of two (min 1); v: attention overlay; space: pause;
+    power of two (min 1); v: attention overlay; [ / ]: overlay opacity down / up by 0.1 (0 ... 1);
+    space: pause;
     s: save the current frame; q / Esc: quit. Other keys leave the state unchanged (same object).
     """
     if key is None or key < 0:
@@ -123,6 +127,15 @@ def handle_key(state: DemoState, key: Optional[int]) -> DemoState:
         if on and not state.fine:
             msg += " (fine branch off: score heat map only)"
         return replace(state, overlay=on, message=msg)
+    if ch in "[]":
+        if not state.overlay_available:
+            return replace(state, message=state.overlay_reason or "attention overlay not available for this model")
+        step = ALPHA_STEP if ch == "]" else -ALPHA_STEP
+        alpha = round(float(np.clip(state.overlay_alpha + step, 0.0, 1.0)), 2)
+        if alpha == state.overlay_alpha:
+            return replace(state, message=f"overlay opacity already {round(alpha * 100)}%")
+        msg = f"overlay opacity {round(alpha * 100)}%" + ("" if state.overlay else " (v shows the overlay)")
+        return replace(state, overlay_alpha=alpha, message=msg)
     if ch in "fF+=-_":
         if not state.k_adjustable:
             return replace(state, message=state.fixed_reason or "k cannot be changed for this model")
@@ -164,32 +177,97 @@ class FrameOutput:
     k: Any  # effective k (int), export k, or None without PST layers
     selections: list = field(default_factory=list)
     error: Optional[str] = None
+    hud: list = field(default_factory=list)  # the status lines drawn on the image (text)
 
 
-def _hud_scale(img: np.ndarray) -> float:
-    return float(np.clip(img.shape[1] / 1100.0, 0.35, 0.75))
+Segment = tuple[str, tuple[int, int, int]]  # text, BGR colour
 
 
-def draw_hud(img: np.ndarray, lines: Sequence[tuple[str, tuple[int, int, int]]], bottom: Optional[str] = None) -> None:
-    """Status lines top-left (and an optional help line bottom-left), in place, on dark boxes."""
-    from pst_yolo.viz.attention_maps import draw_label
+def _fit_segments(segments: Sequence[Segment], width: int, scale: float, thickness: int) -> list[Segment]:
+    """The leading segments that fit in ``width`` pixels (the last ones are the least important); a first
+    segment too wide on its own is cut short with '..'."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    out: list[Segment] = []
+    used = 4  # the label box's padding
+    for text, color in segments:
+        w = cv2.getTextSize(text, font, scale, thickness)[0][0]
+        if used + w > width:
+            if not out:
+                while len(text) > 1 and used + cv2.getTextSize(text + "..", font, scale, thickness)[0][0] > width:
+                    text = text[:-1]
+                out.append((text + "..", color))
+            break
+        out.append((text, color))
+        used += w
+    return out
 
-    scale = _hud_scale(img)
-    y = 2
-    for text, color in lines:
-        if text:
-            y += draw_label(img, text, (2, y), color=color, bg=(0, 0, 0), scale=scale) + 1
-    if bottom:
-        (_, th), base = cv2.getTextSize(bottom, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        draw_label(img, bottom, (2, img.shape[0] - th - base - 6), color=(200, 200, 200), bg=(0, 0, 0), scale=scale)
+
+def _draw_segments(img: np.ndarray, segments: Sequence[Segment], y: int, scale: float, thickness: int) -> int:
+    """One HUD line at height ``y``: coloured segments on one dark box; returns the box height."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (_, th), base = cv2.getTextSize("Ag", font, scale, thickness)
+    widths = [cv2.getTextSize(t, font, scale, thickness)[0][0] for t, _ in segments]
+    h = th + base + 4
+    cv2.rectangle(img, (0, y), (sum(widths) + 3, y + h - 1), (0, 0, 0), -1)
+    x = 2
+    for (text, color), w in zip(segments, widths):
+        cv2.putText(img, text, (x, y + th + 2), font, scale, color, thickness, cv2.LINE_AA)
+        x += w
+    return h
+
+
+def draw_hud(img: np.ndarray, lines: Sequence[Sequence[Segment] | Segment], bottom: Optional[str] = None) -> list[str]:
+    """Status lines top-left (and an optional help line bottom-left), in place, on dark boxes.
+
+    Each line is one (text, colour) pair, a list of them drawn side by side, or a list of such lists (the
+    first that fits the frame's width is drawn, else the last one cut short); text is sized by
+    ``text_style`` (legible from 160x120 to 1080p) and a line too wide for the frame loses its last
+    segments; the help line is drawn only where it fits whole. Returns the lines as drawn (text only).
+    """
+    scale, thickness = text_style(img.shape)
+    width = img.shape[1]
+    drawn = []
+    y = 0
+    for line in lines:
+        options = [[line]] if isinstance(line, tuple) else [list(line)]
+        if line and isinstance(line, list) and isinstance(line[0], list):  # alternatives, longest first
+            options = line
+        segments = _fit_segments([seg for seg in options[-1] if seg[0]], width, scale, thickness)
+        for option in options[:-1]:  # the first that fits whole
+            option = [seg for seg in option if seg[0]]
+            if _fit_segments(option, width, scale, thickness) == option:
+                segments = option
+                break
+        if segments:
+            y += _draw_segments(img, segments, y, scale, thickness) + 1
+            drawn.append("".join(t for t, _ in segments))
+    if bottom and cv2.getTextSize(bottom, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] + 4 <= width:
+        (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        _draw_segments(img, [(bottom, (200, 200, 200))], img.shape[0] - th - base - 4, scale, thickness)
+        drawn.append(bottom)  # (only whole: a frame too narrow for it leaves it out)
+    return drawn
 
 
 def _k_text(detector: Detector, state: DemoState) -> str:
     if detector.layers:
-        return f"PST k={state.effective_k} ({'fine' if state.fine and state.effective_k else 'coarse only'})"
+        return f"k={state.effective_k} {'fine' if state.fine and state.effective_k else 'coarse only'}"
     if detector.pytorch:
         return "no PST layers"
-    return f"PST {detector.k_label()} (fixed at export)"
+    return f"{detector.k_label()} (export)"
+
+
+def overlay_segments(info: OverlayInfo, alpha: float, fine: bool) -> list[list[Segment]]:
+    """The HUD line that explains the overlay: each layer's fine patches in its colour (coarse only: none,
+    and it says so), then the heat map's layer and opacity. Two forms: full, and short for narrow frames."""
+    white = (255, 255, 255)
+    pct = f"{round(alpha * 100)}%"
+    heat = f" | heat L{info.heat_layer} {pct}" if info.heat_layer is not None else " | heat off"
+    short_heat = f" {pct}" if info.heat_layer is not None else " heat off"
+    if not fine:
+        return [[("k=0: no fine patches", white), (heat, white)], [("no fine patches", white), (short_heat, white)]]
+    counts = [(f" L{layer}:{n}", info.colors.get(layer, white)) for layer, n in info.patches.items()]
+    counts[0] = (counts[0][0].lstrip(), counts[0][1]) if counts else ("", white)
+    return [[("patches ", white), *counts, (heat, white)], [*counts, (short_heat, white)]]
 
 
 def process_frame(
@@ -201,10 +279,12 @@ def process_frame(
     fps: Optional[float] = None,
     message: str = "",
     help_line: bool = False,
+    layers: Optional[Sequence[str]] = None,
 ) -> FrameOutput:
     """Run one frame at ``state``'s k (and overlay), and draw boxes, labels, k, FPS and the overlay.
 
-    Returns a FrameOutput whose image has the input's size. Pure apart from setting k on the model.
+    ``layers``: the PST layers whose attention the overlay shows (None: all). Returns a FrameOutput
+    whose image has the input's size. Pure apart from setting k on the model.
     """
     overlay = state.overlay and state.overlay_available and detector.recorder is not None
     if detector.k_adjustable and detector.k != state.effective_k:
@@ -213,26 +293,31 @@ def process_frame(
     img = frame.copy()
     info = None
     if overlay and det.selections:
-        img, info = draw_overlay(img, det.selections)
+        img, info = draw_overlay(img, det.selections, alpha=state.overlay_alpha, layers=layers)
     draw_detections(img, det.boxes, det.classes, det.confs, detector.names)
     k_used = state.effective_k if detector.layers else detector.k_label()
-    speed = f"{fps:.1f} FPS | " if fps else ""
-    lines = [(_k_text(detector, state), (0, 255, 255)), (f"{speed}{det.latency_ms:.1f} ms", (255, 255, 255))]
+    status: list[Segment] = [(_k_text(detector, state), (0, 255, 255))]
+    if fps:
+        status.append((f" | {fps:.1f} FPS", (255, 255, 255)))
+    status.append((f" | {det.latency_ms:.0f} ms", (255, 255, 255)))
+    lines: list = [status]
     if info is not None:
-        lines.append((f"attention heat: PST layer {info.heat_layer}", (255, 255, 255)))
-        for i, (layer, count) in enumerate(info.patches.items()):
-            lines.append((f"layer {layer}: {count} fine patches", LAYER_COLORS[i % len(LAYER_COLORS)]))
+        lines.append(overlay_segments(info, state.overlay_alpha, state.effective_k > 0))
     if message:
         lines.append((message, (0, 200, 255)))
-    draw_hud(img, lines, KEYS_HELP if help_line else None)
-    return FrameOutput(index, name, img, det.boxes, det.classes, det.confs, det.latency_ms, k_used, det.selections)
+    hud = draw_hud(img, lines, KEYS_HELP if help_line else None)
+    return FrameOutput(
+        index, name, img, det.boxes, det.classes, det.confs, det.latency_ms, k_used, det.selections, hud=hud
+    )
 
 
 def _failed_frame(frame: np.ndarray, index: int, name: str, error: str) -> FrameOutput:
     img = frame.copy()
-    draw_hud(img, [(f"processing failed: {error}"[:120], (0, 0, 255))])
+    hud = draw_hud(img, [(f"processing failed: {error}"[:120], (0, 0, 255))])
     empty = np.zeros((0, 4), np.float32)
-    return FrameOutput(index, name, img, empty, np.zeros(0, np.int64), np.zeros(0, np.float32), None, None, [], error)
+    return FrameOutput(
+        index, name, img, empty, np.zeros(0, np.int64), np.zeros(0, np.float32), None, None, [], error, hud
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -346,14 +431,16 @@ def _k_stats(latencies: dict, label_for: Callable[[Any], str]) -> list[KStats]:
 _NO_MORE_KEYS = object()
 
 
-def initial_state(detector: Detector, topk: Optional[int] = None, overlay: bool = False) -> DemoState:
+def initial_state(
+    detector: Detector, topk: Optional[int] = None, overlay: bool = False, overlay_alpha: float = OVERLAY_ALPHA
+) -> DemoState:
     """The state a run starts in for this model (what the keys may change, and why not)."""
     from pst_yolo.nn.topk import DEFAULT_TOPK
 
     if detector.layers:
         current = detector.k if isinstance(detector.k, int) else max(detector.k.values())
         k = current if current > 0 else (topk if topk else DEFAULT_TOPK)
-        return DemoState(k=k, fine=current > 0, overlay=overlay)
+        return DemoState(k=k, fine=current > 0, overlay=overlay, overlay_alpha=overlay_alpha)
     if detector.pytorch:
         reason = f"{detector.model_name} has no PST layers: no k to change, no attention to show"
         return DemoState(
@@ -391,6 +478,7 @@ class DemoLoop:
         save_dir: Optional[str | Path],
         max_frames: Optional[int],
         delay: int,
+        realtime: bool,
         keys: Optional[Iterable[Optional[int]]],
         on_frame: Optional[Callable[[FrameOutput], None]],
         notes: list[str],
@@ -400,6 +488,12 @@ class DemoLoop:
         self.project, self.name, self.save_dir = project, name, save_dir
         self.max_frames, self.delay, self.on_frame, self.verbose = max_frames, delay, on_frame, verbose
         self.notes = notes
+        # a video file plays at its own frame rate (realtime); cameras and streams set their own pace
+        self.pace_fps = src.fps if (realtime and src.kind == "video") else None
+        if realtime and src.kind == "video" and not src.fps:
+            self.notes.append("the video does not state its frame rate: played as fast as it is processed")
+        self.next_due: Optional[float] = None
+        self.late = 0  # frames that came later than the clip's frame rate allows
         self.summary = DemoSummary(source=src.description, kind=src.kind, model=detector.model_name)
         self.keys: Optional[Iterator] = iter(keys) if keys is not None else None
         self.sink: Optional[VideoSink] = None
@@ -427,12 +521,33 @@ class DemoLoop:
     def _show_message(self, text: str, seconds: float) -> None:
         self.message, self.message_until = text, time.perf_counter() + seconds
 
+    def _setting(self) -> tuple:
+        """What a paused frame is redrawn for when it changes."""
+        return (self.state.effective_k, self.state.overlay, self.state.overlay_alpha)
+
+    def _pace(self) -> None:
+        """Real-time playback of a video file: wait until the next frame is due at the clip's frame rate.
+        Falling behind (slow model) restarts the schedule instead of rushing to catch up."""
+        if not self.pace_fps:
+            return
+        interval = 1.0 / self.pace_fps
+        now = time.perf_counter()
+        if self.next_due is not None and now < self.next_due:
+            time.sleep(self.next_due - now)
+            now = self.next_due
+        elif self.next_due is not None and now - self.next_due > interval:
+            self.late += 1
+        self.next_due = (
+            self.next_due if self.next_due is not None and now - self.next_due <= interval else now
+        ) + interval
+
     # -- the four steps ---------------------------------------------------------------------------
     def read(self) -> Optional[Frame]:
         """The next frame (None: the run is over). Updates the FPS estimate and, once the map sizes are
         known, the largest usable k."""
         if self.max_frames is not None and self.summary.frames_read >= self.max_frames:
             return None
+        self._pace()
         fr = self.src.read()
         if fr is None:
             return None
@@ -472,7 +587,7 @@ class DemoLoop:
             if self.error_counts[err] <= 3:
                 self._say(f"frame {fr.index} ({fr.name}) failed: {err}")
             out = _failed_frame(fr.image, fr.index, fr.name, err)
-        self.rendered = (self.state.effective_k, self.state.overlay)
+        self.rendered = self._setting()
         if not count:
             self.summary.rerendered += 1
         elif out.error is None:
@@ -532,6 +647,8 @@ class DemoLoop:
             self._say(new.message)
             self._show_message(new.message, 2.0)
         self.state = new
+        if self.state.paused:
+            self.next_due = None  # playback restarts from the frame after the pause
         if self.state.quit:
             return False
         if self.state.paused and not self.display and self.keys is None:
@@ -562,7 +679,7 @@ class DemoLoop:
                         break
                     self.current = self.render(fr, count=True)
                     self.emit(self.current, fr)
-                elif self.in_hand is not None and self.rendered != (self.state.effective_k, self.state.overlay):
+                elif self.in_hand is not None and self.rendered != self._setting():
                     self.current = self.render(self.in_hand, count=False)  # paused: same frame, new setting
                 if self.display and self.current is not None:
                     cv2.imshow(WINDOW, self.current.image)
@@ -601,6 +718,11 @@ class DemoLoop:
             return f"{detector.k_label()} (fixed at export)"
 
         summary.per_k = _k_stats(self.latencies, label)
+        if self.pace_fps and self.late > max(2, summary.frames_read // 10):
+            self.notes.append(
+                f"processing could not keep up with the clip's {self.pace_fps:g} FPS on {self.late} frames: "
+                "played slower than real time"
+            )
         if isinstance(self.src, ImageSource):
             summary.unreadable = list(self.src.unreadable)
         summary.notes = [*self.notes, *detector.notes, *self.src.notes]
@@ -624,6 +746,8 @@ def run_demo(
     device: str = "cpu",
     max_det: int = 300,
     overlay: bool = False,
+    overlay_alpha: float = OVERLAY_ALPHA,
+    realtime: Optional[bool] = None,
     project: str | Path = "runs/pst",
     name: str = "demo",
     save_dir: Optional[str | Path] = None,
@@ -645,6 +769,9 @@ def run_demo(
         save: write annotated output to the run folder (None: only when headless).
         topk: k to start with (None: the model's own; PyTorch PST models only).
         overlay: start with the attention overlay on.
+        overlay_alpha: opacity of the overlay's heat map, 0 ... 1 (keys ``[``/``]`` change it).
+        realtime: play a video file at its own frame rate. None (default): when shown in a window;
+            False: as fast as frames are processed (benchmarks, headless conversion); True: always.
         save_dir: exact output folder (default: ``project/name``, numbered like Ultralytics runs).
         max_frames: stop after this many frames read (None: until the source ends or q).
         delay: ms each image of an image source stays in the window (show mode).
@@ -657,6 +784,8 @@ def run_demo(
     Raises:
         DemoError: bad source or model (one-line message).
     """
+    if not isinstance(overlay_alpha, (int, float)) or not 0.0 <= float(overlay_alpha) <= 1.0:
+        raise DemoError(f"overlay_alpha must be a number from 0 to 1 (heat-map opacity), got {overlay_alpha!r}")
     check_save_dir(save_dir, [source])  # (the annotated frames must not land on the images they come from)
     src = open_source(
         source, capture_factory=capture_factory, reconnect=reconnect, reconnect_delay=reconnect_delay, verbose=verbose
@@ -675,7 +804,7 @@ def run_demo(
         msg = "show=True but no usable display here ($DISPLAY unset or unreachable): running headless"
         notes.append(msg)
         say(f"pst-yolo demo: {msg}", verbose)
-    state = initial_state(detector, topk, overlay)
+    state = initial_state(detector, topk, overlay, float(overlay_alpha))
     if not detector.k_adjustable:
         notes.append(state.fixed_reason)
     loop = DemoLoop(
@@ -689,6 +818,7 @@ def run_demo(
         save_dir=save_dir,
         max_frames=max_frames,
         delay=delay,
+        realtime=display if realtime is None else bool(realtime),
         keys=keys,
         on_frame=on_frame,
         notes=notes,

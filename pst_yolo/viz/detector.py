@@ -11,6 +11,7 @@ from typing import Any, Optional
 import numpy as np
 
 from pst_yolo.integration.runtime import backend_metadata, backend_network, predictor_backend, predictor_imgsz
+from pst_yolo.nn.checks import check_topk
 from pst_yolo.nn.topk import get_topk, pst_layers, set_topk
 from pst_yolo.viz.attention_maps import SelectionRecorder
 from pst_yolo.viz.common import DemoError, say
@@ -91,6 +92,11 @@ class Detector:
         verbose: bool = True,
     ) -> None:
         self.verbose = verbose
+        if topk is not None:
+            try:
+                topk = check_topk(topk)
+            except ValueError as e:
+                raise DemoError(f"topk: {e}") from None
         self.yolo = load_model(model)
         if isinstance(model, (str, Path)):
             self.model_name = str(model)
@@ -104,11 +110,16 @@ class Detector:
         self.export_k: Any = None
         self.notes: list[str] = []
         self._backend = None
+        self._k_at_start = None  # restored on close(): a caller's YOLO object is left as found
+        own_layers = self._own_layers()
+        if own_layers and topk is not None:
+            # k before the predictor exists: its copy of the network, and the k it logs, are the k asked for
+            self._k_at_start = get_topk(self.yolo)
+            set_topk(self.yolo, int(topk))
         self._predict(np.zeros((max(int(imgsz), 32), max(int(imgsz), 32), 3), np.uint8))  # sets the predictor up
         self.pytorch = self.net is not None
-        self._k_at_start = (
-            self.k if self.layers else None
-        )  # restored on close(): a caller's YOLO object is left as found
+        if self.layers and self._k_at_start is None:
+            self._k_at_start = self.k
         if topk is not None:
             if self.layers:
                 self.set_k(int(topk))
@@ -120,6 +131,13 @@ class Detector:
             fixed = predictor_imgsz(self.yolo)
             if fixed != imgsz and fixed != [imgsz, imgsz]:
                 self._note(f"{self.model_name} has a fixed input size {fixed}; imgsz={imgsz} ignored")
+
+    def _own_layers(self) -> list:
+        """The PST layers of the YOLO object's own PyTorch network ([] for an export or a stock model)."""
+        try:
+            return pst_layers(self.yolo)
+        except Exception:  # an exported model: no PyTorch network to look into
+            return []
 
     def _note(self, msg: str) -> None:
         self.notes.append(msg)
@@ -208,3 +226,5 @@ class Detector:
             self.recorder = None
         if self.layers and self._k_at_start is not None:
             set_topk(self.net, self._k_at_start)
+            if self._own_layers():
+                set_topk(self.yolo, self._k_at_start)

@@ -137,6 +137,7 @@ class _quiet_opencv:
 
 
 STREAM_TIMEOUT_MS = 10000
+STEADY_SECONDS = 30.0  # a stream that delivered frames this long after (re)connecting gets its reconnect budget back
 
 
 def _open_stream(url: str):
@@ -173,7 +174,10 @@ class CaptureSource(FrameSource):
         self.reconnect = max(int(reconnect), 0)
         self.reconnect_delay = float(reconnect_delay)
         self.sleep = sleep
-        self.reconnects = 0
+        self.reconnects = 0  # successful reconnects in all
+        self.attempts_in_row = 0  # reconnect attempts since the stream last ran steadily
+        self.reconnected_in_row = 0  # ... of which succeeded
+        self.connected_at = time.monotonic()
         self.cap = None
         self._peeked: Optional[np.ndarray] = None
         self.declared_frames: Optional[int] = None
@@ -228,6 +232,18 @@ class CaptureSource(FrameSource):
         self.read_count += 1
         return frame
 
+    def seek(self, index: int) -> bool:
+        """Video files only: continue from frame ``index`` (0-based). False when the file cannot seek there."""
+        if self.kind != "video" or self.cap is None or index <= 0:
+            return index <= 0
+        if not self.cap.set(cv2.CAP_PROP_POS_FRAMES, float(index)):
+            return False
+        ok, img = self.cap.read()
+        if not ok or img is None:
+            return False
+        self._peeked, self.read_count = img, int(index)
+        return True
+
     def _on_read_failure(self) -> Optional[np.ndarray]:
         if self.kind == "video":
             if self.declared_frames and self.read_count < self.declared_frames - 1:
@@ -236,8 +252,13 @@ class CaptureSource(FrameSource):
         if self.kind == "camera":
             self._note(f"camera {self.target} stopped delivering frames after {self.read_count} frames")
             return None
-        # stream: reconnect
-        for attempt in range(1, self.reconnect + 1):
+        # stream: reconnect, at most `reconnect` attempts until it runs steadily again (a stream that keeps
+        # dropping right after each reconnect ends instead of flapping forever)
+        if time.monotonic() - self.connected_at >= STEADY_SECONDS:
+            self.attempts_in_row = self.reconnected_in_row = 0
+        while self.attempts_in_row < self.reconnect:
+            self.attempts_in_row += 1
+            attempt = self.attempts_in_row
             delay = self.reconnect_delay * attempt
             self._note(
                 f"stream {_redact(str(self.target))} dropped after {self.read_count} frames; "
@@ -247,10 +268,20 @@ class CaptureSource(FrameSource):
                 self.sleep(delay)
             if self._open():
                 self.reconnects += 1
+                self.reconnected_in_row += 1
+                self.connected_at = time.monotonic()
                 self._note(f"stream reconnected (attempt {attempt}); continuing")
                 img, self._peeked = self._peeked, None
                 return img
-        self._note(f"stream lost after {self.read_count} frames: gave up after {self.reconnect} reconnect attempts")
+        flapping = (
+            f" ({self.reconnected_in_row} succeeded, but the stream dropped again within {STEADY_SECONDS:g} s)"
+            if self.reconnected_in_row
+            else ""
+        )
+        self._note(
+            f"stream {_redact(str(self.target))} lost after {self.read_count} frames: gave up after "
+            f"{self.reconnect} reconnect attempts{flapping}"
+        )
         return None
 
     def close(self) -> None:

@@ -412,7 +412,8 @@ def test_gpu_study_script_runs_end_to_end_on_a_tiny_cpu_set(tmp_path):
         assert rec["epochs"] == study.GPU_EPOCHS and rec["train_args"]["batch"] == 32
         assert rec["train_args"]["imgsz"] == 64  # the dataset's own size (synth_imgsz=)
     md = (project / "study.md").read_text()
-    row = next(line for line in md.splitlines() if line.startswith("| yolo11n-pst | 8 |"))
+    gpu_section = md.split("## On a GPU")[1].splitlines()
+    row = next(line for line in gpu_section if line.startswith("| yolo11n-pst | 8 |"))
     assert "(n=1)" in row and "CPU threads" in row  # PST − stock paired for seed 0, and the machine named
     with pytest.raises(ValueError, match="run them alone"):
         run_study(["gpu/yolo11n/s0", "noise/yolo11n/s0"], project=tmp_path / "mixed", verbose=False)

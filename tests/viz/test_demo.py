@@ -296,7 +296,9 @@ class FakeCapture:
 
 
 def test_dropped_stream_reconnects_then_gives_up(assets, tmp_path, capsys):
-    sessions = [_frames(3), _frames(2), []]  # 3 frames, drop, reconnect: 2 frames, drop, reconnect fails
+    # 3 frames, drop, reconnect (attempt 1): 2 frames, drop, reconnect fails (attempt 2 of 2 since the stream
+    # last ran steadily): the end
+    sessions = [_frames(3), _frames(2), []]
     opened = []
 
     def factory(url):
@@ -314,11 +316,12 @@ def test_dropped_stream_reconnects_then_gives_up(assets, tmp_path, capsys):
         **{**RUN, "verbose": True},
     )
     printed = capsys.readouterr().out
-    assert opened == [url] * 4
+    assert opened == [url] * 3
     assert s.kind == "stream" and s.frames_read == s.frames_processed == 5 and len(_read_all(s.output)) == 5
     assert "dropped after 3 frames; reconnecting (attempt 1/2)" in printed
+    assert "dropped after 5 frames; reconnecting (attempt 2/2)" in printed
     assert "reconnected" in printed
-    assert "gave up after 2 reconnect attempts" in printed
+    assert "gave up after 2 reconnect attempts (1 succeeded, but the stream dropped again" in printed
     assert "secret" not in printed and "rtsp://***@cam.local/live" in printed
 
 
@@ -426,3 +429,183 @@ def test_window_loop_with_a_stand_in_for_opencv_highgui(assets, monkeypatch):
     monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: -1.0)  # window closed with the mouse
     s = run_demo(str(assets.video), str(assets.pt), **{**RUN, "show": True})
     assert s.frames_read == 1 and s.frames_processed == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 22: text that scales, overlay opacity, coarse mode, the k logged, real-time playback, flapping streams
+# ------------------------------------------------------------------------------------------------
+def _grey(h: int, w: int) -> np.ndarray:
+    return np.full((h, w, 3), 128, np.uint8)
+
+
+def _hud_lines(img: np.ndarray) -> list[tuple[int, int]]:
+    """(top, bottom) rows of each dark HUD box: runs of pure black in column 0 (the frames are grey)."""
+    black = (img[:, 0] == 0).all(axis=1)
+    runs, start = [], None
+    for y, b in enumerate([*black, False]):
+        if b and start is None:
+            start = y
+        elif not b and start is not None:
+            runs.append((start, y))
+            start = None
+    return runs
+
+
+def _text_rows(region: np.ndarray) -> int:
+    """Height in rows of the bright text inside a dark box."""
+    rows = np.nonzero((region.max(axis=2) > 120).any(axis=1))[0]
+    return int(rows[-1] - rows[0] + 1) if len(rows) else 0
+
+
+@pytest.mark.parametrize(("h", "w", "min_text", "max_text"), [(120, 160, 10, 20), (1080, 1920, 22, 40)])
+def test_hud_and_box_labels_scale_with_the_frame(assets, h, w, min_text, max_text):
+    from pst_yolo.viz.attention_maps import draw_detections
+    from pst_yolo.viz.demo import initial_state, process_frame
+    from pst_yolo.viz.detector import Detector
+
+    det = Detector(str(assets.pt), imgsz=IMGSZ, conf=0.0, max_det=3, verbose=False)
+    try:
+        out = process_frame(det, _grey(h, w), initial_state(det, overlay=True), fps=25.0, help_line=True)
+    finally:
+        det.close()
+    boxes = _hud_lines(out.image)
+    assert len(boxes) == len(out.hud) >= 2  # status, overlay legend (and the keys at the bottom where they fit)
+    assert (len(out.hud) == 3) == (w > 1000)
+    top, bottom = boxes[0]
+    text_h = _text_rows(out.image[top:bottom, :])
+    assert min_text <= text_h <= max_text, (text_h, out.hud)
+    assert out.hud[0].startswith("k=8 fine") and all(out.hud)
+    hud = np.zeros((h, w), bool)  # what the HUD covers: its dark boxes
+    for top, bottom in boxes:
+        cols = np.nonzero((out.image[top:bottom] == 0).all(axis=2).any(axis=0))[0]
+        hud[top:bottom, : cols[-1] + 1] = True
+    assert hud.mean() < 0.35, f"the HUD covers {hud.mean():.0%} of a {w}x{h} frame"
+    img = _grey(h, w)  # a box label, as big as the HUD text
+    draw_detections(img, np.array([[w * 0.3, h * 0.5, w * 0.7, h * 0.9]]), np.array([0]), np.array([0.9]), ["obj"])
+    y0 = int(h * 0.5)
+    label = (img[: y0 - 3] == img[y0 - 4, int(w * 0.3) + 1]).all(axis=2)  # the label's fill, above the box
+    rows = np.nonzero(label.any(axis=1))[0]
+    assert min_text <= _text_rows(img[rows[0] : rows[-1] + 1, int(w * 0.3) : int(w * 0.7)]) <= max_text
+
+
+def test_overlay_opacity_defaults_low_and_keys_and_argument_change_it(assets, tmp_path):
+    from pst_yolo.viz.demo import initial_state, process_frame
+    from pst_yolo.viz.detector import Detector
+
+    assert DemoState().overlay_alpha <= 0.35
+    s = DemoState(overlay=True)
+    up, down = handle_key(s, ord("]")), handle_key(s, ord("["))
+    assert up.overlay_alpha == pytest.approx(s.overlay_alpha + 0.1) and "opacity" in up.message
+    assert down.overlay_alpha == pytest.approx(s.overlay_alpha - 0.1)
+    zero = DemoState(overlay_alpha=0.0)
+    assert handle_key(zero, ord("[")).overlay_alpha == 0.0 and "already 0%" in handle_key(zero, ord("[")).message
+    assert handle_key(DemoState(overlay_alpha=1.0), ord("]")).overlay_alpha == 1.0
+    frame = cv2.resize(_frames(1)[0], (640, 480))  # wide enough for the full legend
+    det = Detector(str(assets.pt), imgsz=IMGSZ, conf=0.9, verbose=False)  # no boxes: only the overlay changes pixels
+    try:
+        diffs = []
+        for alpha in (0.0, 0.3, 0.8):
+            out = process_frame(det, frame, replace_state(initial_state(det, overlay=True), overlay_alpha=alpha))
+            lower = slice(frame.shape[0] // 2, None)  # away from the HUD
+            diffs.append(np.abs(out.image[lower].astype(int) - frame[lower].astype(int)).mean())
+            assert out.hud[1].endswith("heat off" if alpha == 0 else f" | heat L16 {round(alpha * 100)}%"), out.hud
+    finally:
+        det.close()
+    assert diffs[0] < diffs[1] < diffs[2], diffs
+    outs = []
+    keys = [-1, ord("]"), -1]
+    run_demo(str(assets.video), str(assets.pt), save_dir=tmp_path, overlay=True, overlay_alpha=0.5, keys=keys,
+             max_frames=3, on_frame=outs.append, **RUN)  # fmt: skip
+    assert [o.hud[1].split()[-1] for o in outs] == ["50%", "50%", "60%"]  # (the short legend of a 160 px frame)
+    with pytest.raises(DemoError, match="overlay_alpha must be a number from 0 to 1"):
+        run_demo(str(assets.video), str(assets.pt), overlay_alpha=1.5, **RUN)
+
+
+def replace_state(state, **changes):
+    from dataclasses import replace
+
+    return replace(state, **changes)
+
+
+def test_coarse_mode_shows_no_fine_patches(assets, tmp_path):
+    outs = []
+    run_demo(str(assets.video), str(assets.pt), save_dir=tmp_path, overlay=True, keys=[-1, ord("f"), -1],
+             max_frames=3, on_frame=outs.append, **RUN)  # fmt: skip
+    fine, coarse = outs[0], outs[2]
+    assert fine.k == 8 and fine.hud[1].startswith("L13:") and all(s.k == 8 for s in fine.selections)
+    assert coarse.k == 0 and all(s.k == 0 and s.tokens().size == 0 for s in coarse.selections)
+    assert coarse.hud[1].startswith("no fine patches") and "L13:" not in coarse.hud[1], coarse.hud
+    assert coarse.hud[0].startswith("k=0 coarse only")
+
+
+def test_the_k_asked_for_is_the_k_logged(assets, tmp_path, monkeypatch):
+    import pst_yolo.integration.callbacks as callbacks
+
+    logged = []
+    monkeypatch.setattr(callbacks, "log", logged.append)  # the `PST top-k:` line the predictor's model logs
+    outs = []
+    run_demo(str(assets.video), str(assets.pt), save_dir=tmp_path, topk=4, max_frames=2, on_frame=outs.append,
+             **RUN)  # fmt: skip
+    assert logged and all("k=4" in line and "k=8" not in line for line in logged), logged
+    assert [o.k for o in outs] == [4, 4]
+    from ultralytics import YOLO
+
+    from pst_yolo.nn.topk import get_topk
+    from pst_yolo.viz.detector import Detector
+
+    yolo = YOLO(str(assets.pt))
+    Detector(yolo, imgsz=IMGSZ, topk=2, verbose=False).close()
+    assert get_topk(yolo) == 8  # a caller's YOLO object is left as found
+    with pytest.raises(DemoError, match="topk: top-k must be a non-negative integer"):
+        run_demo(str(assets.video), str(assets.pt), topk=-1, **RUN)
+
+
+@pytest.fixture
+def slow_clip(tmp_path):
+    """4 frames at 2 FPS: 1.5 s from the first frame to the last when played in real time."""
+    path = tmp_path / "slow.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 2.0, (160, 120))
+    for f in _frames(4):
+        writer.write(f)
+    writer.release()
+    return path
+
+
+def _span(**kwargs) -> float:
+    import time
+
+    times = []
+    run_demo(kwargs.pop("source"), kwargs.pop("model"), on_frame=lambda o: times.append(time.perf_counter()), **kwargs)
+    assert len(times) == 4
+    return times[-1] - times[0]
+
+
+def test_video_files_play_at_their_own_frame_rate(assets, slow_clip, tmp_path, monkeypatch):
+    import pst_yolo.viz.demo as demo
+
+    monkeypatch.setattr(demo, "display_available", lambda: True)  # a window, with cv2's highgui stood in for
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a, **k: None)
+    monkeypatch.setattr(cv2, "imshow", lambda *a: None)
+    monkeypatch.setattr(cv2, "waitKey", lambda ms=0: -1)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: 1.0)
+    monkeypatch.setattr(cv2, "destroyWindow", lambda *a: None)
+    common = dict(source=str(slow_clip), model=str(assets.pt), **RUN)
+    assert _span(**{**common, "show": True}) >= 1.4  # in a window: real time by default
+    assert _span(**{**common, "show": True, "realtime": False}) < 1.2  # flat out
+    assert _span(**common, save_dir=tmp_path / "a") < 1.2  # headless conversion: flat out by default
+    assert _span(**common, save_dir=tmp_path / "b", realtime=True) >= 1.4
+
+
+def test_a_flapping_stream_ends_after_the_reconnect_budget(assets, tmp_path, capsys):
+    opened = []
+
+    def factory(url):  # every connection delivers 2 frames and drops; reconnecting always works
+        opened.append(url)
+        return FakeCapture(_frames(2))
+
+    s = run_demo("rtsp://cam.local/live", str(assets.pt), save_dir=tmp_path, reconnect=3, reconnect_delay=0,
+                 capture_factory=factory, max_frames=40, **{**RUN, "verbose": True})  # fmt: skip
+    printed = capsys.readouterr().out
+    assert len(opened) == 4 and s.frames_read == 8
+    assert "lost after 8 frames: gave up after 3 reconnect attempts (3 succeeded" in printed
+    assert any("gave up after 3 reconnect attempts" in n for n in s.notes)
