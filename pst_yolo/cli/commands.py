@@ -256,7 +256,7 @@ def run_study(opts: dict) -> int:
 # What the help shows as each task's benchmark defaults: (models, epochs and batch on synthetic data, imgsz
 # elsewhere), as in pst_yolo.eval.bench.TASKS (tests/cli/test_help.py compares them).
 BENCH_DEFAULTS = {
-    "detect": ("yolo11n.yaml,yolo11n-pst.yaml", 8, 16, 640),
+    "detect": ("yolo11n.yaml,yolo11n-pst.yaml,yolo11n-pst-p4.yaml", 8, 16, 640),
     "classify": ("yolo11n-cls.yaml,yolo11n-cls-pst.yaml", 20, 32, 224),
     "segment": ("yolo11n-seg.yaml,yolo11n-seg-pst.yaml", 10, 16, 640),
     "pose": ("yolo11n-pose.yaml,yolo11n-pose-pst.yaml", 10, 16, 640),

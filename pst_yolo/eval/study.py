@@ -87,11 +87,11 @@ def _study_config(name: str) -> str:
     return str(cfg_dir() / "study" / name)
 
 
-STUDY_CONFIGS = {  # config name -> the levels PST is at
+STUDY_CONFIGS = {  # configs in cfg/study (used by path) -> the levels PST is at
     "yolo11n-pst-p3.yaml": "P3",
-    "yolo11n-pst-p4.yaml": "P4",
     "yolo11n-pst-identity.yaml": "P3 and P4",  # init=identity
 }
+# yolo11n-pst-p4.yaml (PST at P4 only) began here and now ships (cfg/yolo11-pst-p4.yaml): cells use its bare name.
 
 
 def grid() -> list[Cell]:
@@ -105,7 +105,7 @@ def grid() -> list[Cell]:
             Cell(f"fine/last2/s{seed}", "fine", "yolo11n-pst.yaml", seed, fine_train="2"),
             Cell(f"fine/share0.5/s{seed}", "fine", "yolo11n-pst.yaml", seed, fine_train="0.5"),
         ]
-    cells += [Cell(f"layers/{Path(m).stem}/s0", "layers", m, 0) for m in STUDY_CONFIGS]
+    cells += [Cell(f"layers/{Path(m).stem}/s0", "layers", m, 0) for m in ("yolo11n-pst-p3.yaml", "yolo11n-pst-p4.yaml")]
     # Issue 20, candidate a: PST at P4 only, the seeds the one-seed lead lacked.
     cells += [Cell(f"layers/yolo11n-pst-p4/s{seed}", "layers", "yolo11n-pst-p4.yaml", seed) for seed in SEEDS[1:]]
     # Issue 20, candidate c: a steadier start, each PST block starting as the identity.
@@ -775,7 +775,7 @@ def candidates() -> list[Candidate]:
     return [
         Candidate("paper", "yolo11n-pst, coarse-only training (the paper's recipe), k = 8",
                   ("noise/yolo11n-pst", 8, r), ("noise/yolo11n", None, r)),
-        Candidate("a", "PST at P4 only (cfg/study/yolo11n-pst-p4.yaml), k = 8",
+        Candidate("a", "PST at P4 only (yolo11n-pst-p4.yaml), k = 8",
                   ("layers/yolo11n-pst-p4", 8, r), ("noise/yolo11n", None, r)),
         Candidate("b", "upgrade: stock 8 epochs, then 8 more as yolo11n-pst, k = 8 (control: 8 more as yolo11n)",
                   ("upgrade/yolo11n-pst", 8, r), ("upgrade/yolo11n", None, r)),

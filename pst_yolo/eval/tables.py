@@ -70,14 +70,14 @@ def model_size(model: Any, imgsz: int) -> ModelSize:
 def _twins(path: Path) -> list[tuple[str, str]]:
     """(PST config name, stock/baseline config name) for each scale of a shipped ``*-pst.yaml``."""
     scales = yaml.safe_load(path.read_text()).get("scales") or {"": None}
-    family = re.match(r"(yolo\d+)(.*)-pst$", path.stem)  # yolo11-cls-pst -> ("yolo11", "-cls")
+    family = re.match(r"(yolo\d+)(.*?)-pst(-p\d)?$", path.stem)  # yolo11-cls-pst -> ("yolo11", "-cls", None)
     if family is None:  # e.g. resnet50-cls-pst.yaml next to its baseline resnet50-cls.yaml
         baseline = path.stem.removesuffix("-pst")
         if not (path.parent / f"{baseline}.yaml").is_file():  # detectors: resnet50-pst.yaml -> resnet50-det.yaml
             baseline += "-det"
         return [(path.name, baseline + ".yaml")]
-    stem, suffix = family.groups()
-    return [(f"{stem}{scale}{suffix}-pst.yaml", f"{stem}{scale}{suffix}.yaml") for scale in scales]
+    stem, suffix, level = family.groups()  # level: "-p4" for PST at one level only (yolo11-pst-p4)
+    return [(f"{stem}{scale}{suffix}-pst{level or ''}.yaml", f"{stem}{scale}{suffix}.yaml") for scale in scales]
 
 
 def _ships(name: str) -> bool:
@@ -98,7 +98,7 @@ def config_twins() -> list[tuple[str, str]]:
     from pst_yolo.integration.registry import register
 
     register()  # (resolves the baselines shipped in cfg/)
-    twins = [pair for path in shipped_configs() if path.stem.endswith("-pst") for pair in _twins(path)]
+    twins = [pair for path in shipped_configs() if re.search(r"-pst(-p\d)?$", path.stem) for pair in _twins(path)]
     return [(pst, stock) for pst, stock in twins if _ships(stock)]
 
 

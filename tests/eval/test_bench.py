@@ -24,7 +24,7 @@ def _table_rows(md_text: str) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
-    """The default models (yolo11n, yolo11n-pst) trained 1 epoch on a generated 8/4-image set, k = 0 and 8."""
+    """The default models (yolo11n, yolo11n-pst, yolo11n-pst-p4) trained 1 epoch on a generated 8/4-image set, k = 0 and 8."""
     root = tmp_path_factory.mktemp("bench")
     rc = main(
         ["bench", "--train", "8", "--val", "4", "synth_imgsz=64", "epochs=1", "batch=4", f"project={root}", "name=run"]
@@ -39,7 +39,13 @@ def test_bench_writes_table_csv_and_plot(first_run, capsys):
         assert (run / name).is_file() and (run / name).stat().st_size > 0, name
     assert (run / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = _table_rows((run / "results.md").read_text())
-    assert [(r[0], r[1]) for r in rows] == [("yolo11n", "-"), ("yolo11n-pst", "0"), ("yolo11n-pst", "8")]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("yolo11n", "-"),
+        ("yolo11n-pst", "0"),
+        ("yolo11n-pst", "8"),
+        ("yolo11n-pst-p4", "0"),
+        ("yolo11n-pst-p4", "8"),
+    ]
     for r in rows:
         assert r[2].endswith(" M") and float(r[3]) > 0  # params, GFLOPs
         ap = [float(v) for v in r[4:6]]
@@ -48,7 +54,8 @@ def test_bench_writes_table_csv_and_plot(first_run, capsys):
     assert rows[1][2] == rows[2][2]  # same weights at both k
     with (run / "results.csv").open() as f:
         table = list(csv.DictReader(f))
-    assert [(t["model"], t["k"]) for t in table] == [("yolo11n", ""), ("yolo11n-pst", "0"), ("yolo11n-pst", "8")]
+    assert [(t["model"], t["k"]) for t in table][:3] == [("yolo11n", ""), ("yolo11n-pst", "0"), ("yolo11n-pst", "8")]
+    assert len(table) == 5
     assert {"AP", "AP75", "AR100", "ARl", "train_seconds"} <= set(table[0])
     assert all(float(t["train_seconds"]) > 0 for t in table)
     # the generated dataset and both trainings live in the run folder; detections use the COCO ids
@@ -91,7 +98,8 @@ def test_bench_evaluates_given_weights_without_training(first_run, tmp_path, cli
         first = {(t["model"], t["k"]): t for t in csv.DictReader(f)}
     with (again / "results.csv").open() as f:
         now = {(t["model"], t["k"]): t for t in csv.DictReader(f)}
-    for key in first:
+    assert len(set(first) & set(now)) == 3
+    for key in set(first) & set(now):
         assert [now[key][s] for s in ("AP", "AP50", "AR100")] == [first[key][s] for s in ("AP", "AP50", "AR100")]
     # evaluate(): topk= on a model without PST layers is refused, not ignored
     from ultralytics import YOLO

@@ -58,6 +58,16 @@ def test_grid_has_what_the_issue_asks_for():
     assert {c.group for c in cells} == set(study.GROUPS)
 
 
+def test_the_shipped_p4_config_puts_pst_at_p4_only():
+    from ultralytics.nn.tasks import DetectionModel
+
+    from pst_yolo.nn.topk import pst_layers
+
+    for scale in "nsm":
+        model = DetectionModel(f"yolo11{scale}-pst-p4.yaml", nc=5, verbose=False)  # by bare name, like stock
+        assert {m.i for m in model.model if pst_layers(m)} == {13} and model.yaml["scale"] == scale
+
+
 def test_study_configs_put_pst_at_one_level_only():
     from ultralytics.nn.tasks import DetectionModel
 
@@ -69,7 +79,7 @@ def test_study_configs_put_pst_at_one_level_only():
     for name, level in study.STUDY_CONFIGS.items():
         model = DetectionModel(study._study_config(name), nc=5, verbose=False)
         at = {m.i for m in model.model if pst_layers(m)}
-        assert at == {"P3": {16}, "P4": {13}, "P3 and P4": {13, 16}}[level], name
+        assert at == {"P3": {16}, "P3 and P4": {13, 16}}[level], name
         assert len(model.model) == len(full.model)  # same graph, one fusion block swapped
         assert model.yaml["scale"] == "n"
 
