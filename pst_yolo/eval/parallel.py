@@ -117,9 +117,10 @@ class _Status:
         else:
             print(f"  [{minutes:4.1f} min] {text}", flush=True)
 
-    def line(self, text: str) -> None:
-        if self.enabled:
-            print(("\n" if self.tty and self.state else "") + text, flush=True)
+    def close(self) -> None:
+        """End the status line (a terminal's cursor is still on it)."""
+        if self.tty and self.state:
+            print(flush=True)
 
 
 def _describe(key: str, fields: Mapping[str, Any]) -> str:
@@ -188,5 +189,5 @@ def run_jobs(
                 proc.terminate()
             proc.join(timeout=10)
         queue.close()
-        status.line("")
+        status.close()
     return results
