@@ -56,6 +56,7 @@ class BenchRow:
     weights: str
     detections: Optional[str] = None  # detection: the detections JSON that was scored
     train_seconds: Optional[float] = None
+    imgsz: Optional[int] = None  # the size it was evaluated at (a .pt: its training size unless imgsz= is given)
 
 
 @dataclass
@@ -592,7 +593,9 @@ def bench(
             default: the task's stock nano model and its PST twin.
         topk: the k values at which models with PST layers are evaluated ([] = the k each checkpoint carries).
         epochs, imgsz, batch: default to the embedded job's on synthetic data (imgsz: the set's own), else
-            Ultralytics' (100 epochs, 640 / 224 px, batch 16) with the stock recipe.
+            Ultralytics' (100 epochs, 640 / 224 px, batch 16) with the stock recipe. A ``.pt`` model is
+            evaluated at the size it was trained at unless ``imgsz`` is given (as ``yolo val`` does; a given
+            size that differs is used, with an ``ImageSizeWarning``); the table's imgsz column says which.
         annotations, images: detection: score against this COCO JSON and images folder; segment: score masks
             against it with pycocotools (default: the val COCO JSON of the dataset's ``coco_map.json``, if it
             has masks).
@@ -610,6 +613,7 @@ def bench(
     from pst_yolo.data.writer import run_folder
     from pst_yolo.eval.inputs import check_positive, load_model
     from pst_yolo.integration.callbacks import fine_training
+    from pst_yolo.integration.runtime import choose_imgsz
     from pst_yolo.nn.fine_train import FineTrainSchedule
     from pst_yolo.nn.topk import get_topk, pst_layers, set_topk
 
@@ -638,6 +642,7 @@ def bench(
     if to_train and dataset.train is None:
         raise ValueError(f"{', '.join(to_train)} must be trained, which needs data= (a data.yaml with a train split)")
     recipe = recipe or ("fast" if dataset.synthetic else "stock")
+    given_imgsz = imgsz  # a .pt model is evaluated at its own training size unless this is set
     imgsz = imgsz or dataset.imgsz or spec.stock_imgsz
     epochs = epochs if epochs is not None else (spec.main_epochs if recipe == "fast" else 100)
     batch = batch if batch is not None else (spec.main_batch if recipe == "fast" else 16)
@@ -708,23 +713,26 @@ def bench(
         yolo = YOLO(path, task=task)
         if yolo.task != task:
             raise ValueError(f"{path} is a {yolo.task} model, not {task}; give {task} models")
+        size, why = choose_imgsz(yolo, imgsz if m in to_train else given_imgsz, label)
+        if why == "default":  # a checkpoint that records no size: the set's own, as for the trained models
+            size = imgsz
         ks: list[Optional[int]] = [None]
         if pst_layers(yolo):  # the given k values, or (topk=[]) the k the checkpoint carries
             current = get_topk(yolo)
             ks = list(topk) if topk else [current if isinstance(current, int) else None]
         if verbose:
             print(
-                f"\n[{step}/{n_steps}] evaluating {label} ({path})"
+                f"\n[{step}/{n_steps}] evaluating {label} ({path}) at imgsz {size} ({why})"
                 f"{' at k = ' + ', '.join(map(str, ks)) if ks != [None] else ''}"
             )
         sizes = {}
         for k in ks:  # before evaluation fuses Conv+BN in place
             if k is not None:
                 set_topk(yolo, k)
-            sizes[k] = model_size(yolo, imgsz)
+            sizes[k] = model_size(yolo, size)
         for k in ks:
             stats, ms, detections = spec.score(
-                yolo, k, label, run_dir, imgsz, eval_batch, device, workers, split, verbose, **dataset.score_args
+                yolo, k, label, run_dir, size, eval_batch, device, workers, split, verbose, **dataset.score_args
             )
             row = BenchRow(
                 model=label,
@@ -736,6 +744,7 @@ def bench(
                 weights=path,
                 detections=detections,
                 train_seconds=train_s,
+                imgsz=size,
             )
             rows.append(row)
             if verbose:
@@ -743,10 +752,14 @@ def bench(
                 print(f"  {label}{'' if k is None else f' k={k}'}: {shown}, {ms:.1f} ms/image")
 
     seconds = time.perf_counter() - t_start
+    used = sorted({r.imgsz for r in rows if r.imgsz is not None})
+    if not to_train:  # nothing was trained here: the report describes only the evaluation
+        settings.update(trained=False, imgsz=used[0] if len(used) == 1 else used)
     table = markdown_table(rows, spec)
     md, csv_path, png = run_dir / "results.md", run_dir / "results.csv", run_dir / "results.png"
     _write_csv(rows, csv_path, spec)
-    _plot(rows, png, f"{settings['dataset'].split(';')[0].strip('`')}: {len(rows)} settings, imgsz {imgsz}", spec)
+    shown_sizes = "/".join(map(str, used)) or str(imgsz)
+    _plot(rows, png, f"{settings['dataset'].split(';')[0].strip('`')}: {len(rows)} settings, imgsz {shown_sizes}", spec)
     md.write_text(_markdown_report(table, settings, seconds, rows))
     if verbose:
         print(f"\nResults ({run_dir}): results.md, results.csv, results.png; total {seconds / 60:.1f} min\n")
@@ -768,7 +781,8 @@ def bench(
 # Output
 # --------------------------------------------------------------------------------------------------
 def columns(spec: BenchTask) -> tuple[str, ...]:
-    return ("model", "k", "params", "GFLOPs", *spec.columns, "ms/image")
+    """The table's columns; imgsz last: the size each row was evaluated at."""
+    return ("model", "k", "params", "GFLOPs", *spec.columns, "ms/image", "imgsz")
 
 
 def markdown_table(rows: Sequence[BenchRow], spec: BenchTask = DETECT) -> str:
@@ -786,6 +800,7 @@ def markdown_table(rows: Sequence[BenchRow], spec: BenchTask = DETECT) -> str:
             f"{r.gflops:.2f}",
             *(stat(r, c) for c in spec.columns),
             "-" if r.ms_per_image is None else f"{r.ms_per_image:.1f}",
+            "-" if r.imgsz is None else str(r.imgsz),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -805,6 +820,7 @@ def _write_csv(rows: Sequence[BenchRow], path: Path, spec: BenchTask) -> None:
                 "train_seconds",
                 "weights",
                 "detections",
+                "imgsz",
             ]
         )
         for r in rows:
@@ -819,6 +835,7 @@ def _write_csv(rows: Sequence[BenchRow], path: Path, spec: BenchTask) -> None:
                     "" if r.train_seconds is None else f"{r.train_seconds:.1f}",
                     r.weights,
                     r.detections or "",
+                    "" if r.imgsz is None else r.imgsz,
                 ]
             )
 
@@ -859,22 +876,31 @@ def _markdown_report(table: str, settings: dict, seconds: float, rows: Sequence[
         if settings["task"] == "detect"
         else "ms/image: Ultralytics' inference time per image during validation"
     )
+    if settings.get("trained", True):
+        done = [
+            f"- imgsz {settings['imgsz']}, epochs {settings['epochs']}, batch {settings['batch']}, recipe "
+            f"{settings['recipe']}, seed {settings['seed']}, device {settings['device']}",
+            f"- training settings: {json.dumps(settings['train_args'])}",
+            *([f"- PST fine-aware training: {settings['fine_train']}"] if settings.get("fine_train") else []),
+        ]
+    else:  # evaluation only: no epochs, recipe or training settings, since nothing was trained
+        done = [
+            f"- evaluation only (no model was trained): imgsz {settings['imgsz']} (see the imgsz column), "
+            f"device {settings['device']}"
+        ]
     lines = [
         f"# pst-yolo bench{'' if settings['task'] == 'detect' else ' task=' + settings['task']}",
         "",
         f"- data: {settings['dataset']}",
         f"- models: {', '.join(settings['models'])}; PST top-k: {', '.join(map(str, settings['topk'])) or '-'}",
-        f"- imgsz {settings['imgsz']}, epochs {settings['epochs']}, batch {settings['batch']}, recipe "
-        f"{settings['recipe']}, seed {settings['seed']}, device {settings['device']}",
-        f"- training settings: {json.dumps(settings['train_args'])}",
-        *([f"- PST fine-aware training: {settings['fine_train']}"] if settings.get("fine_train") else []),
+        *done,
         f"- machine: {machine_description()}",
         f"- wall time: {seconds / 60:.1f} min" + (f" (training: {', '.join(trained)})" if trained else ""),
         "",
         table,
         "",
         f'k = fine-branch top-k of the PST layers (0 = coarse attention only; "-" = no PST layers). '
-        f"{GFLOPS_NOTE}, at the row's k and imgsz {settings['imgsz']}. {timing}, batch {settings['eval_batch']} "
+        f"{GFLOPS_NOTE}, at the row's k and imgsz. {timing}, batch {settings['eval_batch']} "
         f"on {settings['device']}.",
         "",
     ]

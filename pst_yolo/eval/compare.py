@@ -11,7 +11,7 @@ def compare(
     model: str | Any,
     data: str,
     topk: Sequence[int] = (0, 4, 8, 16),
-    imgsz: int = 640,
+    imgsz: int | None = None,
     batch: int = 16,
     device: str | None = None,
     workers: int = 2,
@@ -21,11 +21,14 @@ def compare(
     """Run Ultralytics validation of ``model`` on ``data`` once per k; return one row per k.
 
     Detection rows hold ``mAP50-95``, ``mAP50``; classification rows ``top1``, ``top5``; every row
-    has ``k`` and ``ms/image`` (Ultralytics' measured inference time per image). The model's own k
+    has ``k``, ``imgsz`` and ``ms/image`` (Ultralytics' measured inference time per image). ``imgsz``
+    defaults to the size the checkpoint was trained at, as ``yolo val`` does (640 for a config); a
+    different explicit size is used with an ``ImageSizeWarning``. The model's own k
     is restored afterwards. Writes ``compare.md``/``compare.csv`` into ``save_dir`` when given.
     """
     from pst_yolo.data.writer import check_run_folder, run_folder
     from pst_yolo.eval.inputs import check_dataset_arg, check_positive, load_model
+    from pst_yolo.integration.runtime import choose_imgsz
     from pst_yolo.nn.topk import pst_layers, set_topk
 
     # Every input is checked before the first validation: settings, data, output folder, model.
@@ -41,6 +44,7 @@ def compare(
     yolo = load_model(model)
     if not pst_layers(yolo):
         raise ValueError(f"{model} has no PST layers, so there is no top-k to compare; use a PST model")
+    size, _why = choose_imgsz(yolo, imgsz, str(model))
 
     rows = []
     previous = set_topk(yolo, ks[0])
@@ -49,7 +53,7 @@ def compare(
             set_topk(yolo, k)
             metrics = yolo.val(
                 data=data,
-                imgsz=imgsz,
+                imgsz=size,
                 batch=batch,
                 device=device,
                 workers=workers,
@@ -57,7 +61,7 @@ def compare(
                 plots=False,
                 verbose=False,
             )
-            row: dict[str, Any] = {"k": k}
+            row: dict[str, Any] = {"k": k, "imgsz": size}
             if hasattr(metrics, "box"):
                 row["mAP50-95"], row["mAP50"] = float(metrics.box.map), float(metrics.box.map50)
             else:  # classification
@@ -77,15 +81,18 @@ def compare(
     return rows
 
 
+INTEGER_COLUMNS = ("k", "imgsz")
+
+
 def markdown_table(rows: list[dict]) -> str:
+    """One markdown table: a row per k; metrics to 4 decimals, ms/image to one."""
     keys = list(rows[0])
     header = "| " + " | ".join(keys) + " |"
     rule = "|" + "|".join("---:" for _ in keys) + "|"
     body = [
         "| "
         + " | ".join(
-            f"{r[k]:.4f}" if k not in ("k", "ms/image") else (f"{r[k]:.1f}" if k == "ms/image" else str(r[k]))
-            for k in keys
+            str(r[k]) if k in INTEGER_COLUMNS else (f"{r[k]:.1f}" if k == "ms/image" else f"{r[k]:.4f}") for k in keys
         )
         + " |"
         for r in rows

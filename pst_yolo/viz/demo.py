@@ -617,7 +617,7 @@ def run_demo(
     *,
     show: Optional[bool] = None,
     save: Optional[bool] = None,
-    imgsz: int = 640,
+    imgsz: Optional[int] = None,
     conf: float = 0.25,
     iou: float = 0.7,
     topk: Optional[int] = None,

@@ -112,7 +112,7 @@ def explain(
     image: Any,
     model: Any,
     *,
-    imgsz: int = 640,
+    imgsz: Optional[int] = None,
     conf: float = 0.25,
     iou: float = 0.7,
     topk: Optional[int] = None,
