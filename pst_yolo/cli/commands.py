@@ -218,6 +218,7 @@ def run_study(opts: dict) -> int:
         raise CLIError(f"study: the first word must be run, list or report, got {action!r}")
     if action == "list":
         opts.pop("force", None)
+        opts.pop("overwrite", None)
         print(study.study_status(opts.get("project", study.DEFAULT_PROJECT), opts.get("cells")))
     elif action == "report":
         if "cells" in opts or "force" in opts:
@@ -640,6 +641,12 @@ def build_commands() -> dict[str, Command]:
                 Key("project", str, "runs/pst-study", "the study folder: cells/ (one JSON per cell), runs/, data/"),
                 Key("force", to_bool, False, "rerun the selected cells even if they have results"),
                 Key("out", str, "project=", "report: the folder for study.md, noise.png, curves.png"),
+                Key(
+                    "overwrite",
+                    to_bool,
+                    False,
+                    "replace report files pst-yolo did not write (or that were edited since it wrote them)",
+                ),
             ),
             example="pst-yolo study cells=noise   # later: pst-yolo study report project=runs/pst-study out=docs/accuracy",
         ),

@@ -22,7 +22,6 @@ run folder first: with all defaults this is the main job (``DETECT.main_synth``,
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -35,6 +34,7 @@ from pst_yolo.data.coco_map import MAP_FILE, read_map
 from pst_yolo.data.synth import SynthSpec
 from pst_yolo.data.synth_classify import ClassifySynthSpec
 from pst_yolo.data.synth_tasks import dataset_task
+from pst_yolo.data.writer import save_figure, write_csv, write_text
 from pst_yolo.eval.flops import GFLOPS_NOTE
 from pst_yolo.eval.tables import machine_description, model_label, model_size
 
@@ -760,7 +760,7 @@ def bench(
     _write_csv(rows, csv_path, spec)
     shown_sizes = "/".join(map(str, used)) or str(imgsz)
     _plot(rows, png, f"{settings['dataset'].split(';')[0].strip('`')}: {len(rows)} settings, imgsz {shown_sizes}", spec)
-    md.write_text(_markdown_report(table, settings, seconds, rows))
+    write_text(md, _markdown_report(table, settings, seconds, rows))
     if verbose:
         print(f"\nResults ({run_dir}): results.md, results.csv, results.png; total {seconds / 60:.1f} min\n")
         print(table)
@@ -807,37 +807,24 @@ def markdown_table(rows: Sequence[BenchRow], spec: BenchTask = DETECT) -> str:
 
 
 def _write_csv(rows: Sequence[BenchRow], path: Path, spec: BenchTask) -> None:
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(
-            [
-                "model",
-                "k",
-                "params",
-                "GFLOPs",
-                *spec.csv_stats,
-                "ms_per_image",
-                "train_seconds",
-                "weights",
-                "detections",
-                "imgsz",
-            ]
-        )
-        for r in rows:
-            w.writerow(
-                [
-                    r.model,
-                    "" if r.k is None else r.k,
-                    r.params,
-                    f"{r.gflops:.4f}",
-                    *(f"{r.stats.get(s, math.nan):.5f}" for s in spec.csv_stats),
-                    "" if r.ms_per_image is None else f"{r.ms_per_image:.3f}",
-                    "" if r.train_seconds is None else f"{r.train_seconds:.1f}",
-                    r.weights,
-                    r.detections or "",
-                    "" if r.imgsz is None else r.imgsz,
-                ]
-            )
+    header = ["model", "k", "params", "GFLOPs", *spec.csv_stats, "ms_per_image", "train_seconds", "weights"]
+    header += ["detections", "imgsz"]
+    body = [
+        [
+            r.model,
+            "" if r.k is None else r.k,
+            r.params,
+            f"{r.gflops:.4f}",
+            *(f"{r.stats.get(s, math.nan):.5f}" for s in spec.csv_stats),
+            "" if r.ms_per_image is None else f"{r.ms_per_image:.3f}",
+            "" if r.train_seconds is None else f"{r.train_seconds:.1f}",
+            r.weights,
+            r.detections or "",
+            "" if r.imgsz is None else r.imgsz,
+        ]
+        for r in rows
+    ]
+    write_csv(path, header, body)
 
 
 def _plot(rows: Sequence[BenchRow], path: Path, title: str, spec: BenchTask) -> Path:
@@ -863,7 +850,7 @@ def _plot(rows: Sequence[BenchRow], path: Path, title: str, spec: BenchTask) -> 
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(path, fig)
     return path
 
 

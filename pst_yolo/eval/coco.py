@@ -28,6 +28,7 @@ import numpy as np
 
 from pst_yolo.data.coco_json import ImageFileError, decode_image, load_coco_json
 from pst_yolo.data.coco_map import read_map
+from pst_yolo.data.writer import write_json
 from pst_yolo.eval.inputs import check_fraction, check_positive, load_model
 from pst_yolo.integration.runtime import choose_imgsz
 from pst_yolo.integration.runtime import progress as progress_bar
@@ -513,8 +514,7 @@ def evaluate(
         save = Path("runs/pst-coco") / f"{stem}{'' if topk is None else f'_k{topk}'}_detections.json"
         _check_save(save, annotations)
     save = Path(save)
-    save.parent.mkdir(parents=True, exist_ok=True)
-    save.write_text(json.dumps(results))
+    write_json(save, results)
     stats, summary = _score(results, gt_data, max_det)
     if verbose:
         label = "" if topk is None else f" (PST k={topk})"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,7 +25,7 @@ def compare(
     different explicit size is used with an ``ImageSizeWarning``. The model's own k
     is restored afterwards. Writes ``compare.md``/``compare.csv`` into ``save_dir`` when given.
     """
-    from pst_yolo.data.writer import check_run_folder, run_folder
+    from pst_yolo.data.writer import check_run_folder, run_folder, write_csv, write_text
     from pst_yolo.eval.inputs import check_dataset_arg, check_positive, load_model
     from pst_yolo.integration.runtime import choose_imgsz
     from pst_yolo.nn.topk import pst_layers, set_topk
@@ -73,11 +72,8 @@ def compare(
 
     if save_dir is not None:
         save_dir = run_folder(save_dir, "compare", numbered=False, sources=[data])
-        (save_dir / "compare.md").write_text(markdown_table(rows) + "\n")
-        with open(save_dir / "compare.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_text(save_dir / "compare.md", markdown_table(rows) + "\n")
+        write_csv(save_dir / "compare.csv", list(rows[0]), [list(r.values()) for r in rows])
     return rows
 
 

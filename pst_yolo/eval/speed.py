@@ -50,7 +50,6 @@ on CUDA is not measured.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import shutil
@@ -737,11 +736,11 @@ def speed(
     }
     md = markdown_table(rows, settings)
     if run_dir is not None:
-        (run_dir / "speed.md").write_text(md + "\n")
-        with open(run_dir / "speed.csv", "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        from pst_yolo.data.writer import write_csv, write_text
+
+        write_text(run_dir / "speed.md", md + "\n")
+        header = list(rows[0])
+        write_csv(run_dir / "speed.csv", header, [[r.get(k, "") for k in header] for r in rows])
         log(f"results written to {run_dir}")
     return SpeedResult(rows, run_dir, md, settings)
 
