@@ -179,7 +179,8 @@ def read_image(path: Path, width: int | None = None, height: int | None = None) 
     import cv2
 
     try:
-        img = decode_image(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        expect = (int(width), int(height)) if width and height else None
+        img = decode_image(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION, expect=expect)
     except ImageFileError as e:
         raise CocoDataError(str(e)) from None
     if width and height and img.shape[:2] != (height, width):
