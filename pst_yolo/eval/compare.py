@@ -26,7 +26,7 @@ def compare(
     is restored afterwards. Writes ``compare.md``/``compare.csv`` into ``save_dir`` when given.
     """
     from pst_yolo.data.writer import check_run_folder, run_folder, write_csv, write_text
-    from pst_yolo.eval.inputs import check_dataset_arg, check_positive, load_model
+    from pst_yolo.eval.inputs import check_dataset_arg, check_model_file, check_positive, load_model
     from pst_yolo.integration.runtime import choose_imgsz
     from pst_yolo.nn.topk import pst_layers, set_topk
 
@@ -40,6 +40,8 @@ def compare(
     check_dataset_arg(data)
     if save_dir is not None:
         check_run_folder(save_dir, [data])
+    check_model_file(model)
+    check_split(data, split)  # (reads every image: after the cheap checks)
     yolo = load_model(model)
     if not pst_layers(yolo):
         raise ValueError(f"{model} has no PST layers, so there is no top-k to compare; use a PST model")
@@ -78,6 +80,20 @@ def compare(
 
 
 INTEGER_COLUMNS = ("k", "imgsz")
+
+
+def check_split(data: str | Path, split: str) -> None:
+    """Refuse a local split with a corrupt image or a label Ultralytics would drop (it would score the rest and
+    say so only in its log), as ``bench`` and ``evaluate`` refuse such data."""
+    from pst_yolo.data.yolo_check import check_classification_split, check_detection_split
+
+    path = Path(str(data))
+    if path.is_file():
+        check_detection_split(path, split)
+    elif path.is_dir() and (path / "data.yaml").is_file():
+        check_detection_split(path / "data.yaml", split)
+    elif path.is_dir():
+        check_classification_split(path, split)
 
 
 def markdown_table(rows: list[dict]) -> str:
