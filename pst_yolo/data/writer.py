@@ -144,7 +144,7 @@ def fingerprint(path: Path) -> str:
 def _write_manifest(folder: Path, kind: str, tool: str, files: Sequence[str], derived: Sequence[str]) -> None:
     listed = {name: fingerprint(folder / name) for name in sorted(files)}
     doc = {"format": MANIFEST_FORMAT, "kind": kind, "tool": tool, "derived": list(derived), "files": listed}
-    (folder / MANIFEST).write_text(json.dumps(doc, indent=0) + "\n")
+    write_text(folder / MANIFEST, json.dumps(doc, indent=0) + "\n")  # (defined below: one rename)
 
 
 def _entries(folder: Path) -> list[str]:

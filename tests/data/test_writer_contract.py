@@ -86,3 +86,46 @@ def test_no_module_outside_the_writer_writes_files_directly():
         "write files through pst_yolo.data.writer (write_text, write_json, write_csv, write_image, save_figure, "
         "save_torch, open_video), not directly:\n" + "\n".join(offenders)
     )
+
+
+def test_a_write_uses_a_unique_temporary_name_and_leaves_nothing_on_failure(tmp_path):
+    import pytest
+
+    from pst_yolo.data.writer import WriterError, replace_file, write_text
+
+    (tmp_path / "out.txt.tmp").write_text("mine")  # a fixed temporary name would have replaced this
+    seen = []
+    write_text(tmp_path / "out.txt", "new")
+
+    def fail(tmp):
+        seen.append(tmp)
+        tmp.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        replace_file(tmp_path / "out.txt", fail)
+    assert (tmp_path / "out.txt").read_text() == "new" and (tmp_path / "out.txt.tmp").read_text() == "mine"
+    assert seen[0].parent == tmp_path and seen[0].name.startswith(".out.txt.") and not seen[0].exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "out.txt.tmp"]
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(WriterError, match="is a folder"):
+        write_text(tmp_path / "folder", "x")
+
+
+def test_files_in_a_user_folder_are_replaced_only_while_ours_and_unchanged(tmp_path):
+    import pytest
+
+    from pst_yolo.data.writer import WriterError, check_owned_file, owns_file, record_files, write_text
+
+    report = tmp_path / "report.md"
+    report.write_text("the user's")
+    with pytest.raises(WriterError, match="pst-yolo did not write it"):
+        check_owned_file(report)
+    assert check_owned_file(report, overwrite=True) == report
+    write_text(report, "ours")
+    record_files(tmp_path, "test", ["report.md"])
+    assert owns_file(report) and check_owned_file(report) == report
+    report.write_text("ours, edited")  # changed since: the user's now
+    assert not owns_file(report)
+    with pytest.raises(WriterError, match="changed since"):
+        check_owned_file(report)
