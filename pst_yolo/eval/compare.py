@@ -85,15 +85,20 @@ INTEGER_COLUMNS = ("k", "imgsz")
 def check_split(data: str | Path, split: str) -> None:
     """Refuse a local split with a corrupt image or a label Ultralytics would drop (it would score the rest and
     say so only in its log), as ``bench`` and ``evaluate`` refuse such data."""
-    from pst_yolo.data.yolo_check import check_classification_split, check_detection_split
+    from pst_yolo.data.yolo_check import DatasetError, check_classification_split, check_detection_split
 
     path = Path(str(data))
     if path.is_file():
         check_detection_split(path, split)
     elif path.is_dir() and (path / "data.yaml").is_file():
         check_detection_split(path / "data.yaml", split)
-    elif path.is_dir():
+    elif path.is_dir() and ((path / split).is_dir() or (path / "train").is_dir()):
         check_classification_split(path, split)
+    elif path.is_dir():
+        raise DatasetError(
+            f"data={data} is a folder without a data.yaml and without {split}/ or train/ class folders; give a "
+            "data.yaml (or its folder) or an ImageFolder root"
+        )
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -126,7 +126,10 @@ def _detection_model(model_name: str):
     register()
     with quiet_ultralytics(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return load_model(model_name, task="detect").model
+        net = load_model(model_name, task="detect").model
+    if not isinstance(net, torch.nn.Module):  # an export: speed exports .pt / .yaml models itself
+        raise ValueError(f"{model_name} is an exported model; speed times .pt checkpoints and .yaml configs")
+    return net
 
 
 def _input(batch: int, imgsz: int):
@@ -693,7 +696,7 @@ def speed(
 
     from pst_yolo.eval.tables import machine_description
 
-    check_positive(threads=threads, runs=runs)
+    check_positive(threads=threads, runs=runs, imgsz=imgsz, batch=batch)
     if warmup < 0:
         raise ValueError(f"warmup={warmup}: must be >= 0")
     plan = _plan(models, imgsz, batch, threads, runtime, topk, device, half, train_step)
