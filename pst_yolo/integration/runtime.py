@@ -146,7 +146,21 @@ def export_imgsz(yolo: Any) -> Optional[int]:
         metadata = exported_metadata(path)
     except Exception:  # a format whose metadata cannot be read without loading it: the predictor decides
         return None
-    return None if metadata.get("dynamic") else _one_side(metadata.get("imgsz"))
+    args = _literal(metadata.get("args"))
+    dynamic = _literal(metadata.get("dynamic")) or (isinstance(args, dict) and args.get("dynamic"))
+    return None if dynamic else _one_side(_literal(metadata.get("imgsz")))
+
+
+def _literal(value: Any) -> Any:
+    """A metadata value as Python: ONNX and other formats keep each one as its ``repr`` string (``'[96, 96]'``)."""
+    if not isinstance(value, str):
+        return value
+    import ast
+
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
 
 
 def choose_imgsz(yolo: Any, imgsz: Optional[int], name: str = "the model") -> tuple[int, str]:

@@ -117,3 +117,29 @@ def test_cli_warning_is_one_line(small, tmp_path, monkeypatch, cli, capsys):
     err = capsys.readouterr().err
     assert f"pst-yolo compare: warning: imgsz=96 differs from the size {weights} was trained at ({TRAINED})" in err
     assert "warnings.warn" not in err and "runtime.py" not in err
+
+
+def test_an_export_runs_at_its_fixed_size(monkeypatch):
+    """An export's metadata holds its input size as text (ONNX: ``'[96, 96]'``); a dynamic export has none."""
+    from types import SimpleNamespace
+
+    from pst_yolo.integration import runtime
+
+    exported = SimpleNamespace(model="best.onnx", ckpt=None)
+    monkeypatch.setattr(runtime, "exported_metadata", lambda path: {"imgsz": "[96, 96]", "args": "{'dynamic': False}"})
+    assert training_imgsz(exported) == 96
+    assert choose_imgsz(exported, None) == (96, "the export's fixed size")
+    with pytest.warns(ImageSizeWarning, match="fixed input size 96; imgsz=640 ignored"):
+        assert choose_imgsz(exported, 640) == (96, "the export's fixed size")
+    monkeypatch.setattr(runtime, "exported_metadata", lambda path: {"imgsz": "[96, 96]", "args": "{'dynamic': True}"})
+    assert choose_imgsz(exported, None) == (640, "default")
+
+
+@pytest.mark.slow
+def test_a_real_onnx_export_reports_its_size(tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    from ultralytics import YOLO
+
+    monkeypatch.chdir(tmp_path)
+    path = YOLO("yolo11n.yaml").export(format="onnx", imgsz=96)
+    assert training_imgsz(YOLO(path)) == 96
