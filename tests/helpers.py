@@ -203,3 +203,16 @@ def job_report(n: int) -> int:
     for i in range(n):
         report(step=f"{i + 1}/{n}")
     return n
+
+
+def save_trained_at(path: Path, cfg: str, imgsz: int, nc: int = 5) -> Path:
+    """A checkpoint of ``cfg`` (``nc`` classes, as the generated sets have) that records ``imgsz`` as its training
+    size, as a trained one would (Ultralytics keeps the train args in the checkpoint); random weights."""
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import yaml_model_load
+
+    model = YOLO(cfg)
+    model.model = type(model.model)({**yaml_model_load(cfg), "nc": nc}, nc=nc, verbose=False)
+    model.ckpt = {"train_args": {"imgsz": imgsz, "task": model.task}}
+    model.save(str(path))
+    return path

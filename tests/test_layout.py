@@ -18,7 +18,7 @@ PACKAGE = REPO / "pst_yolo"
 # What each part may import (docs/design.md); pst_yolo.__init__ (lazy names only) is left out.
 ALLOWED = {
     "nn": {"nn", "integration.runtime"},
-    "integration": {"integration", "nn"},
+    "integration": {"integration", "nn", "data.writer"},  # (convert writes a checkpoint by the writer contract)
     "data": {"data", "integration.runtime"},
     "eval": {"eval", "data", "nn", "integration"},
     "viz": {"viz", "nn", "integration.runtime", "data.writer"},

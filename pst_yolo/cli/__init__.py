@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Optional, Sequence
 
 from pst_yolo.cli.args import HELP_WORDS, CLIError, normalize_argv, parse_kv
@@ -149,11 +150,33 @@ def run_stock(words: list[str]) -> int:
     return 0
 
 
+ONE_LINE_WARNINGS = ("ImageSizeWarning",)  # pst-yolo's own warnings meant for the user: no file:line, no source
+
+
+def _one_line_warnings(mode: str):
+    """A ``warnings.showwarning`` that prints pst-yolo's user-facing warnings as one line naming the mode."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if category.__name__ in ONE_LINE_WARNINGS:
+            print(f"pst-yolo {mode}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The ``pst-yolo`` entry point: 0 on success, 2 for bad input (message on stderr), 1 when the run failed."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(args[0] if args else "")
+        return _main(args)
+
+
+def _main(args: list[str]) -> int:
     from pst_yolo.viz.common import DemoError
 
-    args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in HELP_WORDS:
         print(help_text())
         return 0

@@ -223,7 +223,7 @@ def run_study(opts: dict) -> int:
     if action not in ("run", "list", "report"):
         raise CLIError(f"study: the first word must be run, list or report, got {action!r}")
     if action == "list":
-        for key in ("force", "jobs", "device"):
+        for key in ("force", "jobs", "device", "overwrite"):
             opts.pop(key, None)
         print(study.study_status(opts.get("project", study.DEFAULT_PROJECT), opts.get("cells")))
     elif action == "report":
@@ -284,7 +284,12 @@ def _training_keys(task: str) -> tuple[Key, ...]:
         ),
         Key("topk", topk_list, "0,8", "k values at which PST models are evaluated"),
         Key("epochs", int, f"{epochs} (synthetic) / 100", "training epochs"),
-        Key("imgsz", int, f"the set's own / {imgsz}", "image size for training and evaluation"),
+        Key(
+            "imgsz",
+            int,
+            f"the set's own / {imgsz}",
+            "training and evaluation size (a .pt is evaluated at its own training size unless given)",
+        ),
         Key("batch", int, f"{batch} (synthetic) / 16", "training batch"),
         Key("workers", int, 0, "dataloader workers"),
         Key("seed", int, 0, "training seed"),
@@ -355,8 +360,10 @@ def _synth_classify_keys() -> tuple[Key, ...]:
     )
 
 
+TRAINED_SIZE = "the model's training size (640 for a .yaml)"  # as `yolo val` / `yolo predict` choose it
+
 PREDICT_KEYS = (
-    Key("imgsz", int, 640, "inference size"),
+    Key("imgsz", int, TRAINED_SIZE, "inference size; a different one is used with a warning"),
     Key("conf", float, 0.25, "confidence threshold"),
     Key("iou", float, 0.7, "NMS IoU"),
     Key("max_det", int, 300, "detections per image"),
@@ -496,7 +503,7 @@ def build_commands() -> dict[str, Command]:
                 Key("model", str, None, ".pt checkpoint (or a PST .yaml)", required=True),
                 Key("data", str, None, "an Ultralytics data.yaml or ImageFolder", required=True),
                 Key("topk", topk_list, "0,4,8,16", "k values"),
-                Key("imgsz", int, 640, "validation size"),
+                Key("imgsz", int, TRAINED_SIZE, "validation size; a different one is used with a warning"),
                 Key("batch", int, 16, "validation batch"),
                 Key("device", str, None, "cpu, 0, ..."),
                 Key("workers", int, 2, "dataloader workers"),
@@ -606,7 +613,7 @@ def build_commands() -> dict[str, Command]:
                 Key("images", str, None, "folder the JSON's file names are relative to", required=True),
                 Key("annotations", str, None, "COCO instances JSON", required=True),
                 Key("topk", optional_int, "the model's", "k of every PST layer (none: the model's)"),
-                Key("imgsz", int, 640, "inference size"),
+                Key("imgsz", int, TRAINED_SIZE, "inference size; a different one is used with a warning"),
                 Key("batch", int, 16, "images per forward pass"),
                 Key("conf", float, 0.001, "confidence threshold (COCO protocol)"),
                 Key("iou", float, 0.7, "NMS IoU"),
@@ -703,6 +710,12 @@ def build_commands() -> dict[str, Command]:
                 Key("train", int, None, "the generated set: train images (default: the main job's; gpu cells: 2000)"),
                 Key("val", int, None, "the generated set: val images"),
                 Key("synth_imgsz", int, None, "the generated set: image size"),
+                Key(
+                    "overwrite",
+                    to_bool,
+                    False,
+                    "replace report files pst-yolo did not write (or that were edited since it wrote them)",
+                ),
             ),
             example="pst-yolo study cells=noise   # later: pst-yolo study report project=runs/pst-study out=docs/accuracy",
         ),

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -37,7 +36,7 @@ import cv2
 
 from pst_yolo.data.coco_json import ImageFileError, decode_image, load_coco_json
 from pst_yolo.data.coco_map import MAP_FILE, write_map
-from pst_yolo.data.writer import WriterError, dataset_writer
+from pst_yolo.data.writer import WriterError, dataset_writer, place_file, write_json, write_text
 from pst_yolo.integration.runtime import progress
 
 PathLike = Union[str, Path]
@@ -281,21 +280,7 @@ def _scan(
 
 def _place(src: Path, dst: Path, mode: str) -> bool:
     """Link or copy; returns False when a link was asked for but a copy was made."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists() or dst.is_symlink():
-        dst.unlink()
-    if mode == "copy":
-        shutil.copy2(src, dst)
-        return True
-    try:
-        if mode == "symlink":
-            os.symlink(src.resolve(), dst)
-        else:
-            os.link(src, dst)
-        return True
-    except OSError:
-        shutil.copy2(src, dst)
-        return False
+    return place_file(src, dst, mode)
 
 
 def convert(
@@ -463,7 +448,7 @@ def _write(out: Path, scan: _Scan, mode: str, verbose: bool) -> ConversionReport
                 lines = _label_lines(img, index, c)
                 label = (out / "labels" / split / img.rel).with_suffix(".txt")
                 label.parent.mkdir(parents=True, exist_ok=True)
-                label.write_text("".join(lines))
+                write_text(label, "".join(lines))
                 c.images_written += 1
                 c.boxes_written += len(lines)
                 c.background_images += not lines
@@ -488,7 +473,7 @@ def _write(out: Path, scan: _Scan, mode: str, verbose: bool) -> ConversionReport
             "annotations": eval_anns,
             "categories": [{"id": cid, "name": scan.categories[cid]} for cid in cat_ids],
         }
-        ann_path.write_text(json.dumps(doc))
+        write_json(ann_path, doc)
         map_splits[split] = [{"annotations": ann_path, "images": out / "images" / split}]
     mapping = write_map(out / MAP_FILE, names, cat_ids, map_splits, source="pst-yolo coco2yolo", sources=sources_doc)
     data_yaml = out / "data.yaml"
@@ -499,7 +484,7 @@ def _write(out: Path, scan: _Scan, mode: str, verbose: bool) -> ConversionReport
     lines += [f"{split}: images/{split}" for split in scan.sources]
     lines.append("names:")
     lines += [f"  {i}: {json.dumps(n)}" for i, n in enumerate(names)]
-    data_yaml.write_text("\n".join(lines) + "\n")
+    write_text(data_yaml, "\n".join(lines) + "\n")
     return ConversionReport(
         out=out, data_yaml=data_yaml, mapping=mapping, names=names, category_ids=cat_ids, splits=scan.counts
     )

@@ -156,9 +156,77 @@ def _examples(data: dict, paths: list, n: int = 3) -> str:
 # --------------------------------------------------------------------------------------------------
 # Images
 # --------------------------------------------------------------------------------------------------
-def decode_image(path: PathLike, flags: Optional[int] = None) -> np.ndarray:
+MAX_IMAGE_PIXELS = 8192 * 8192  # 200 MB decoded (BGR): larger images are refused before decoding
+
+
+def _png_size(head: bytes) -> Optional[tuple[int, int]]:
+    """Width and height from a PNG's IHDR chunk (the first chunk, right after the signature)."""
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    return None
+
+
+def _jpeg_size(buf: bytes) -> Optional[tuple[int, int]]:
+    """Width and height from a JPEG's first start-of-frame marker (SOF0..SOF15, not DHT/JPG/DAC)."""
+    if buf[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 <= len(buf):
+        if buf[i] != 0xFF:
+            return None
+        marker = buf[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        length = int.from_bytes(buf[i + 2 : i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(buf[i + 7 : i + 9], "big"), int.from_bytes(buf[i + 5 : i + 7], "big")
+        i += 2 + length
+    return None
+
+
+def _head(path: PathLike, n: int) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(n)
+
+
+def header_size(path: PathLike, buf: Optional[np.ndarray] = None) -> Optional[tuple[int, int]]:
+    """``(width, height)`` an image file's header claims, read without decoding the pixels: PNG and JPEG
+    here, other formats through Pillow's lazy open; None where no header could be read (OpenCV decides)."""
+    data = bytes(buf[: 1 << 20]) if buf is not None else _head(path, 1 << 18)
+    found = _png_size(data) or _jpeg_size(data)
+    if found is not None:
+        return found
+    try:
+        import warnings
+
+        from PIL import Image
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                return tuple(im.size)
+    except Exception as e:  # a decompression bomb by Pillow's own limit, or a format it does not read
+        if type(e).__name__ == "DecompressionBombError":
+            return (MAX_IMAGE_PIXELS + 1, 1)
+        return None
+
+
+def check_pixels(path: PathLike, size: Optional[tuple[int, int]], max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """Refuse an image whose header claims more than ``max_pixels`` pixels, before anything decodes it."""
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ImageFileError(
+            f"{path}: the header says {size[0]}x{size[1]} pixels, more than the {max_pixels} pixels pst-yolo "
+            "decodes (it would take GBs of memory); resize the image or split it into tiles"
+        )
+
+
+def decode_image(path: PathLike, flags: Optional[int] = None, expect: Optional[tuple[int, int]] = None) -> np.ndarray:
     """Decode an image file with OpenCV (BGR, or as ``flags`` ask); an empty, truncated or corrupt file is an
-    :class:`ImageFileError` that says so (OpenCV's own decoders report truncation by failing)."""
+    :class:`ImageFileError` that says so (OpenCV's own decoders report truncation by failing). The header is
+    read first: more than :data:`MAX_IMAGE_PIXELS` pixels, or (``expect``: the ``(width, height)`` the
+    annotations give) a size that is neither that nor its transpose (EXIF rotation), is refused before
+    decoding."""
     import cv2
 
     try:
@@ -167,6 +235,13 @@ def decode_image(path: PathLike, flags: Optional[int] = None) -> np.ndarray:
         raise ImageFileError(f"{path}: cannot be read ({e.strerror or e})") from e
     if buf.size == 0:
         raise ImageFileError(f"{path}: corrupt or truncated image (the file is empty, 0 bytes)")
+    size = header_size(path, buf)
+    check_pixels(path, size)
+    if expect is not None and size is not None and size not in (tuple(expect), tuple(expect)[::-1]):
+        raise ImageFileError(
+            f"image {path} is {size[0]}x{size[1]} pixels but the annotations say {expect[0]}x{expect[1]}; fix the "
+            "width/height in the JSON (boxes are in those pixels)"
+        )
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR if flags is None else flags)
     if img is None:
         raise ImageFileError(

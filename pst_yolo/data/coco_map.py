@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from pst_yolo.data.writer import write_json
+
 MAP_FILE = "coco_map.json"  # the class-index <-> category-id mapping, next to data.yaml
 MAP_FORMAT = "pst-yolo/coco-map/1"
 
@@ -40,7 +42,7 @@ def write_map(path: Path, names: Sequence[str], category_ids: Sequence[int], spl
         },
         **extra,
     }
-    path.write_text(json.dumps(doc, indent=1) + "\n")
+    write_json(path, doc, indent=1)
     return path
 
 

@@ -23,7 +23,6 @@ Layout written under ``out``::
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ import cv2
 import numpy as np
 
 from pst_yolo.data.coco_map import MAP_FILE, write_map
-from pst_yolo.data.writer import MAX_IMGSZ, check_memory, dataset_writer
+from pst_yolo.data.writer import MAX_IMGSZ, check_memory, dataset_writer, write_image, write_json, write_text
 from pst_yolo.integration.runtime import progress
 
 CLASS_NAMES = ("disc", "square", "triangle", "ring", "cross")
@@ -297,7 +296,7 @@ def _write_dataset(out: Path, spec: SynthSpec) -> None:
             rng = np.random.default_rng([spec.seed, _SPLIT_IDS[split], idx])
             img, boxes = draw_image(rng, spec)
             name = f"{split}_{idx:05d}.png"
-            cv2.imwrite(str(img_dir / name), img)
+            write_image(img_dir / name, img)
             lines = []
             for cls, x0, y0, x1, y1 in boxes:
                 cx, cy, bw, bh = (x0 + x1) / 2 / size, (y0 + y1) / 2 / size, (x1 - x0) / size, (y1 - y0) / size
@@ -312,7 +311,7 @@ def _write_dataset(out: Path, spec: SynthSpec) -> None:
                         "iscrowd": 0,
                     }
                 )
-            (lbl_dir / f"{split}_{idx:05d}.txt").write_text("".join(line + "\n" for line in lines))
+            write_text(lbl_dir / f"{split}_{idx:05d}.txt", "".join(line + "\n" for line in lines))
             images.append({"id": idx + 1, "file_name": name, "width": size, "height": size})
         (out / "annotations").mkdir(exist_ok=True)
         coco = {
@@ -322,15 +321,16 @@ def _write_dataset(out: Path, spec: SynthSpec) -> None:
             "categories": categories,
         }
         ann_path = out / "annotations" / f"instances_{split}.json"
-        ann_path.write_text(json.dumps(coco))
+        write_json(ann_path, coco)
         splits[split] = [{"annotations": ann_path, "images": img_dir}]
     write_map(
         out / MAP_FILE, CLASS_NAMES, [c["id"] for c in categories], splits, source="pst-yolo synth", spec=asdict(spec)
     )
     names = "".join(f"  {i}: {n}\n" for i, n in enumerate(CLASS_NAMES))
-    (out / "data.yaml").write_text(
+    write_text(
+        out / "data.yaml",
         "# pst-yolo synthetic detection set (pst-yolo synth); dataset root = this file's folder\n"
-        f"train: images/train\nval: images/val\nnames:\n{names}"
+        f"train: images/train\nval: images/val\nnames:\n{names}",
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pst_yolo.data.writer import MAX_IMGSZ, check_memory, dataset_writer
+from pst_yolo.data.writer import MAX_IMGSZ, check_memory, dataset_writer, write_image, write_json
 
 # ---------------------------------------------------------------------------------------------
 # Synthetic ImageFolder dataset
@@ -153,7 +153,7 @@ def draw_classify_image(rng: np.random.Generator, name: str, imgsz: int) -> np.n
     mask = _shape_mask(name, imgsz, cx, cy, r, angle, thick).astype(np.float32)[..., None] / 255.0
     img = img * (1 - mask) + fg * mask
     img += rng.normal(0, 10, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)[..., ::-1].copy()  # RGB -> BGR for cv2.imwrite
+    return np.clip(img, 0, 255).astype(np.uint8)[..., ::-1].copy()  # RGB -> BGR for OpenCV's encoder
 
 
 def generate_classify(
@@ -167,7 +167,6 @@ def generate_classify(
     Written by the rules of :mod:`pst_yolo.data.writer`: an earlier set written here is replaced as a whole
     (an interrupted run leaves it intact); a folder with other files is refused unless ``overwrite=True``.
     """
-    import cv2
 
     check_memory(spec.imgsz, 64)  # a 4x supersampled mask and float32 colour planes
     counts = {"train": spec.train, "val": spec.val}
@@ -179,7 +178,7 @@ def generate_classify(
                 for idx in range(n):
                     rng = np.random.default_rng([spec.seed, _SPLIT_IDS[split], ci, idx])
                     img = draw_classify_image(rng, name, spec.imgsz)
-                    cv2.imwrite(str(folder / f"{split}_{name}_{idx:05d}.png"), img)
+                    write_image(folder / f"{split}_{name}_{idx:05d}.png", img)
             if verbose:
                 print(f"  {split}: {n} images x {spec.classes} classes")
         doc = {
@@ -188,7 +187,7 @@ def generate_classify(
             "names": list(spec.names),
             "spec": asdict(spec),
         }
-        (w.tmp / SPEC_FILE).write_text(json.dumps(doc, indent=1) + "\n")
+        write_json(w.tmp / SPEC_FILE, doc, indent=1)
     return Path(out)
 
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from pst_yolo.data.coco_map import MAP_FILE, write_map
 from pst_yolo.data.synth import _SPLIT_IDS, CLASS_NAMES, Scene, SynthSpec, draw_scene, visible_boxes
-from pst_yolo.data.writer import check_memory, dataset_writer
+from pst_yolo.data.writer import check_memory, dataset_writer, write_image, write_json, write_text
 from pst_yolo.integration.runtime import progress
 
 TASKS = ("segment", "pose", "obb")
@@ -211,9 +211,9 @@ def _write_task_dataset(out: Path, task: str, spec: SynthSpec) -> None:
             rng = np.random.default_rng([spec.seed, _SPLIT_IDS[split], idx])  # as the detection set: same images
             scene = task_scene(rng, spec, task)
             name = f"{split}_{idx:05d}.png"
-            cv2.imwrite(str(img_dir / name), scene.img)
+            write_image(img_dir / name, scene.img)
             lines, anns = _labels(scene, task, idx + 1, len(annotations) + 1)
-            (lbl_dir / f"{split}_{idx:05d}.txt").write_text("".join(line + "\n" for line in lines))
+            write_text(lbl_dir / f"{split}_{idx:05d}.txt", "".join(line + "\n" for line in lines))
             annotations += anns
             images.append({"id": idx + 1, "file_name": name, "width": spec.imgsz, "height": spec.imgsz})
         (out / "annotations").mkdir(exist_ok=True)
@@ -224,7 +224,7 @@ def _write_task_dataset(out: Path, task: str, spec: SynthSpec) -> None:
             "categories": categories,
         }
         ann_path = out / "annotations" / f"instances_{split}.json"
-        ann_path.write_text(json.dumps(coco))
+        write_json(ann_path, coco)
         splits[split] = [{"annotations": ann_path, "images": img_dir}]
     write_map(
         out / MAP_FILE,
@@ -243,9 +243,10 @@ def _write_task_dataset(out: Path, task: str, spec: SynthSpec) -> None:
             "would apply this left-right swap to vertical flips too\n"
             f"kpt_names:\n" + "".join(f"  {i}: [{', '.join(KPT_NAMES)}]\n" for i in range(len(CLASS_NAMES)))
         )
-    (out / "data.yaml").write_text(
+    write_text(
+        out / "data.yaml",
         f"# pst-yolo synthetic {task} set (pst-yolo synth task={task}); dataset root = this file's folder\n"
-        f"train: images/train\nval: images/val\n{extra}names:\n{names}"
+        f"train: images/train\nval: images/val\n{extra}names:\n{names}",
     )
 
 

@@ -37,7 +37,7 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
 MANIFEST = ".pst-yolo-manifest.json"
 MANIFEST_FORMAT = "pst-yolo/manifest/1"
@@ -47,6 +47,10 @@ PathLike = Union[str, Path]
 
 class WriterError(ValueError):
     """The output location cannot be used as given; the message says why and what to do instead."""
+
+
+class TargetBusyError(WriterError):
+    """Another live process holds the target's lock (:func:`target_lock`) right now."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -140,7 +144,7 @@ def fingerprint(path: Path) -> str:
 def _write_manifest(folder: Path, kind: str, tool: str, files: Sequence[str], derived: Sequence[str]) -> None:
     listed = {name: fingerprint(folder / name) for name in sorted(files)}
     doc = {"format": MANIFEST_FORMAT, "kind": kind, "tool": tool, "derived": list(derived), "files": listed}
-    (folder / MANIFEST).write_text(json.dumps(doc, indent=0) + "\n")
+    write_text(folder / MANIFEST, json.dumps(doc, indent=0) + "\n")  # (defined below: one rename)
 
 
 def _entries(folder: Path) -> list[str]:
@@ -180,7 +184,7 @@ def target_lock(target: Path, tool: str) -> Iterator[None]:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                raise WriterError(_busy(target, path)) from None
+                raise TargetBusyError(_busy(target, path)) from None
             break
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -188,7 +192,7 @@ def target_lock(target: Path, tool: str) -> Iterator[None]:
         except OSError:
             holder = os.read(fd, 200).decode(errors="replace").strip()
             os.close(fd)
-            raise WriterError(_busy(target, path, holder)) from None
+            raise TargetBusyError(_busy(target, path, holder)) from None
         try:  # the holder before us may have removed the file after we opened it: lock the current one
             same = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
@@ -450,3 +454,179 @@ def check_output_file(path: PathLike, sources: Iterable[PathLike] = (), overwrit
     if target.exists() and not overwrite:
         raise WriterError(f"{key}={target} exists; pass overwrite=true to replace it, or choose another file name")
     return target
+
+
+# --------------------------------------------------------------------------------------------------
+# Single files: a unique temporary name beside the target, then one rename
+# --------------------------------------------------------------------------------------------------
+# Every file pst-yolo writes goes through the functions below (tests/data/test_writer_contract.py scans the
+# package for direct writes elsewhere). Each writes a temporary file with a unique name next to the target
+# (``.NAME.XXXXXXXX.partial``: never a fixed name a user's file could have) and renames it over the target
+# in one step, so a reader sees the old file or the new one, and an interrupted write leaves nothing behind.
+# They do not decide whether the target may be replaced: the caller has checked that (a new run folder, a
+# dataset's temporary folder, :func:`check_output_file`, :func:`check_owned_file`).
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def replace_file(path: PathLike, fill) -> Path:
+    """Write ``path`` through ``fill(tmp)``, which writes the temporary file it is given; then rename it into
+    place. On any error (Ctrl-C included) the temporary file is removed and ``path`` is left as it was."""
+    target = Path(path)
+    if target.is_dir():
+        raise WriterError(f"{target} is a folder; give a file name")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        fill(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # (mkstemp creates 0600; a written file gets the usual mode)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return target
+
+
+def write_bytes(path: PathLike, data: bytes) -> Path:
+    """``path`` holds ``data`` (written whole or not at all)."""
+
+    def fill(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+
+    return replace_file(path, fill)
+
+
+def write_text(path: PathLike, text: str) -> Path:
+    """``path`` holds ``text`` (UTF-8; written whole or not at all)."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: PathLike, doc: Any, indent: Optional[int] = None) -> Path:
+    """``path`` holds ``doc`` as JSON (a final newline when indented)."""
+    return write_text(path, json.dumps(doc, indent=indent) + ("\n" if indent is not None else ""))
+
+
+def write_csv(path: PathLike, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """``path`` holds a CSV table: ``header``, then ``rows``."""
+    import csv
+    import io
+
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return write_text(path, buf.getvalue())
+
+
+def write_image(path: PathLike, image: Any, params: Sequence[int] = ()) -> Path:
+    """``path`` holds ``image`` (a BGR array), encoded by OpenCV in the format its suffix names."""
+    import cv2
+
+    target = Path(path)
+    ok, encoded = cv2.imencode(target.suffix or ".png", image, list(params))
+    if not ok:
+        raise WriterError(f"OpenCV cannot encode an image as {target.suffix or '(no suffix)'} for {target}")
+    return write_bytes(target, encoded.tobytes())
+
+
+def save_figure(path: PathLike, figure: Any, **kwargs: Any) -> Path:
+    """``path`` holds a Matplotlib ``figure`` (format from the suffix; ``kwargs`` go to ``savefig``)."""
+    target = Path(path)
+    fmt = target.suffix.lstrip(".") or "png"
+    return replace_file(target, lambda tmp: figure.savefig(tmp, format=fmt, **kwargs))
+
+
+def save_torch(path: PathLike, obj: Any) -> Path:
+    """``path`` holds ``obj`` written by ``torch.save`` (a checkpoint)."""
+    import torch
+
+    return replace_file(path, lambda tmp: torch.save(obj, tmp))
+
+
+def save_array(path: PathLike, array: Any) -> Path:
+    """``path`` holds a NumPy array in ``.npy`` format (``np.save`` would append ``.npy`` to a temporary name)."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return write_bytes(path, buf.getvalue())
+
+
+def place_file(src: PathLike, dst: PathLike, mode: str) -> bool:
+    """``dst`` (in a dataset's temporary folder) becomes a symlink to, a hard link of, or a copy of ``src``
+    (``mode``: symlink, hardlink, copy); a link the file system refuses becomes a copy. Returns False when a
+    link was asked for but a copy was made."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() or dst.is_symlink():
+        dst.unlink()
+    if mode == "copy":
+        replace_file(dst, lambda tmp: shutil.copy2(src, tmp))
+        return True
+    try:
+        if mode == "symlink":
+            os.symlink(src.resolve(), dst)
+        else:
+            os.link(src, dst)
+        return True
+    except OSError:
+        replace_file(dst, lambda tmp: shutil.copy2(src, tmp))
+        return False
+
+
+def open_video(path: PathLike, fourcc: str, fps: float, size: tuple[int, int]) -> Any:
+    """A ``cv2.VideoWriter`` on ``path``, a new file in a run folder (a video is written frame by frame, so it
+    cannot go through a temporary file of its own; the run folder is new or pst-yolo's)."""
+    import cv2
+
+    target = Path(path)
+    if target.exists():
+        raise WriterError(f"{target} exists; pst-yolo writes videos only to new files")
+    return cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*fourcc), float(fps), size)
+
+
+# --------------------------------------------------------------------------------------------------
+# Files pst-yolo writes into a folder it does not own (a report folder): ownership by manifest
+# --------------------------------------------------------------------------------------------------
+def owns_file(path: PathLike) -> bool:
+    """Whether pst-yolo wrote ``path`` and nobody changed it since: its folder's manifest lists it with this
+    very content."""
+    target = Path(path)
+    manifest = read_manifest(target.parent)
+    listed = (manifest or {}).get("files", {})
+    return target.is_file() and not target.is_symlink() and listed.get(target.name) == fingerprint(target)
+
+
+def check_owned_file(path: PathLike, overwrite: bool = False, key: str = "out") -> Path:
+    """A file pst-yolo is about to (re)write into a folder the user chose: an existing file is replaced only if
+    pst-yolo wrote it (:func:`owns_file`) or ``overwrite``; a folder in its place is refused."""
+    target = Path(path)
+    if target.is_dir():
+        raise WriterError(f"{target} is a folder where pst-yolo writes a file; move it away or choose another {key}=")
+    if (target.exists() or target.is_symlink()) and not overwrite and not owns_file(target):
+        raise WriterError(
+            f"{target} exists and pst-yolo did not write it (or it was changed since); pass overwrite=true to "
+            f"replace it, or choose another {key}= (nothing was changed)"
+        )
+    return target
+
+
+def record_files(folder: PathLike, tool: str, names: Iterable[str]) -> None:
+    """List ``names`` (files in ``folder``, as they are now) in the folder's manifest, so a later run may
+    replace them (:func:`owns_file`); other entries are kept, a manifest is created if there is none."""
+    folder = Path(folder)
+    doc = read_manifest(folder) or {"format": MANIFEST_FORMAT, "kind": "files", "tool": tool, "derived": []}
+    files = dict(doc.get("files", {}))
+    for name in names:
+        files[name] = fingerprint(folder / name)
+    doc["files"] = dict(sorted(files.items()))
+    write_text(folder / MANIFEST, json.dumps(doc, indent=0) + "\n")

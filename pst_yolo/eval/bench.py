@@ -22,7 +22,6 @@ run folder first: with all defaults this is the main job (``DETECT.main_synth``,
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -35,6 +34,7 @@ from pst_yolo.data.coco_map import MAP_FILE, read_map
 from pst_yolo.data.synth import SynthSpec
 from pst_yolo.data.synth_classify import ClassifySynthSpec
 from pst_yolo.data.synth_tasks import dataset_task
+from pst_yolo.data.writer import save_figure, write_csv, write_text
 from pst_yolo.eval.flops import GFLOPS_NOTE
 from pst_yolo.eval.tables import machine_description, model_label, model_size
 
@@ -56,6 +56,7 @@ class BenchRow:
     weights: str
     detections: Optional[str] = None  # detection: the detections JSON that was scored
     train_seconds: Optional[float] = None
+    imgsz: Optional[int] = None  # the size it was evaluated at (a .pt: its training size unless imgsz= is given)
 
 
 @dataclass
@@ -596,7 +597,9 @@ def bench(
             default: the task's stock nano model and its PST twin.
         topk: the k values at which models with PST layers are evaluated ([] = the k each checkpoint carries).
         epochs, imgsz, batch: default to the embedded job's on synthetic data (imgsz: the set's own), else
-            Ultralytics' (100 epochs, 640 / 224 px, batch 16) with the stock recipe.
+            Ultralytics' (100 epochs, 640 / 224 px, batch 16) with the stock recipe. A ``.pt`` model is
+            evaluated at the size it was trained at unless ``imgsz`` is given (as ``yolo val`` does; a given
+            size that differs is used, with an ``ImageSizeWarning``); the table's imgsz column says which.
         annotations, images: detection: score against this COCO JSON and images folder; segment: score masks
             against it with pycocotools (default: the val COCO JSON of the dataset's ``coco_map.json``, if it
             has masks).
@@ -620,6 +623,7 @@ def bench(
 
     from pst_yolo.data.writer import run_folder
     from pst_yolo.eval.inputs import check_positive, load_model
+    from pst_yolo.integration.runtime import choose_imgsz
     from pst_yolo.nn.fine_train import FineTrainSchedule
     from pst_yolo.nn.topk import get_topk, pst_layers, set_topk
 
@@ -650,6 +654,7 @@ def bench(
     if to_train and dataset.train is None:
         raise ValueError(f"{', '.join(to_train)} must be trained, which needs data= (a data.yaml with a train split)")
     recipe = recipe or ("fast" if dataset.synthetic else "stock")
+    given_imgsz = imgsz  # a .pt model is evaluated at its own training size unless this is set
     imgsz = imgsz or dataset.imgsz or spec.stock_imgsz
     epochs = epochs if epochs is not None else (spec.main_epochs if recipe == "fast" else 100)
     batch = batch if batch is not None else (spec.main_batch if recipe == "fast" else 16)
@@ -743,34 +748,37 @@ def bench(
     # copy with re-estimated BatchNorm statistics (precise_bn=N).
     evaluations = []
     for m in models:
-        evaluations.append((model_label(m), *weights[m]))
+        evaluations.append((model_label(m), *weights[m], m in to_train))
         if precise_bn and m in to_train:
             path = precise_bn_checkpoint(weights[m][0], str(dataset.train), task, imgsz, precise_bn, batch)
-            evaluations.append((model_label(m) + PRECISE_BN_SUFFIX, str(path), weights[m][1]))
+            evaluations.append((model_label(m) + PRECISE_BN_SUFFIX, str(path), weights[m][1], True))
     n_steps += len(evaluations) - len(models)
     rows: list[BenchRow] = []
-    for label, path, train_s in evaluations:
+    for label, path, train_s, trained_here in evaluations:
         step += 1
         yolo = YOLO(path, task=task)
         if yolo.task != task:
             raise ValueError(f"{path} is a {yolo.task} model, not {task}; give {task} models")
+        size, why = choose_imgsz(yolo, imgsz if trained_here else given_imgsz, label)
+        if why == "default":  # a checkpoint that records no size: the set's own, as for the trained models
+            size = imgsz
         ks: list[Optional[int]] = [None]
         if pst_layers(yolo):  # the given k values, or (topk=[]) the k the checkpoint carries
             current = get_topk(yolo)
             ks = list(topk) if topk else [current if isinstance(current, int) else None]
         if verbose:
             print(
-                f"\n[{step}/{n_steps}] evaluating {label} ({path})"
+                f"\n[{step}/{n_steps}] evaluating {label} ({path}) at imgsz {size} ({why})"
                 f"{' at k = ' + ', '.join(map(str, ks)) if ks != [None] else ''}"
             )
         sizes = {}
         for k in ks:  # before evaluation fuses Conv+BN in place
             if k is not None:
                 set_topk(yolo, k)
-            sizes[k] = model_size(yolo, imgsz)
+            sizes[k] = model_size(yolo, size)
         for k in ks:
             stats, ms, detections = spec.score(
-                yolo, k, label, run_dir, imgsz, eval_batch, device, workers, split, verbose, **dataset.score_args
+                yolo, k, label, run_dir, size, eval_batch, device, workers, split, verbose, **dataset.score_args
             )
             row = BenchRow(
                 model=label,
@@ -782,6 +790,7 @@ def bench(
                 weights=path,
                 detections=detections,
                 train_seconds=train_s,
+                imgsz=size,
             )
             rows.append(row)
             if verbose:
@@ -789,11 +798,15 @@ def bench(
                 print(f"  {label}{'' if k is None else f' k={k}'}: {shown}, {ms:.1f} ms/image")
 
     seconds = time.perf_counter() - t_start
+    used = sorted({r.imgsz for r in rows if r.imgsz is not None})
+    if not to_train:  # nothing was trained here: the report describes only the evaluation
+        settings.update(trained=False, imgsz=used[0] if len(used) == 1 else used)
     table = markdown_table(rows, spec)
     md, csv_path, png = run_dir / "results.md", run_dir / "results.csv", run_dir / "results.png"
     _write_csv(rows, csv_path, spec)
-    _plot(rows, png, plot_title(rows, data_name(data, dataset, annotations), imgsz), spec)
-    md.write_text(_markdown_report(table, settings, seconds, rows))
+    shown_sizes = "/".join(map(str, used)) or str(imgsz)
+    _plot(rows, png, plot_title(rows, data_name(data, dataset, annotations), shown_sizes), spec)
+    write_text(md, _markdown_report(table, settings, seconds, rows))
     if verbose:
         print(f"\nResults ({run_dir}): results.md, results.csv, results.png; total {seconds / 60:.1f} min\n")
         print(table)
@@ -879,7 +892,8 @@ def _describe_training(key: str, fields: Mapping[str, Any]) -> str:
 # Output
 # --------------------------------------------------------------------------------------------------
 def columns(spec: BenchTask) -> tuple[str, ...]:
-    return ("model", "k", "params", "GFLOPs", *spec.columns, "ms/image")
+    """The table's columns; imgsz last: the size each row was evaluated at."""
+    return ("model", "k", "params", "GFLOPs", *spec.columns, "ms/image", "imgsz")
 
 
 def markdown_table(rows: Sequence[BenchRow], spec: BenchTask = DETECT) -> str:
@@ -897,41 +911,31 @@ def markdown_table(rows: Sequence[BenchRow], spec: BenchTask = DETECT) -> str:
             f"{r.gflops:.2f}",
             *(stat(r, c) for c in spec.columns),
             "-" if r.ms_per_image is None else f"{r.ms_per_image:.1f}",
+            "-" if r.imgsz is None else str(r.imgsz),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def _write_csv(rows: Sequence[BenchRow], path: Path, spec: BenchTask) -> None:
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(
-            [
-                "model",
-                "k",
-                "params",
-                "GFLOPs",
-                *spec.csv_stats,
-                "ms_per_image",
-                "train_seconds",
-                "weights",
-                "detections",
-            ]
-        )
-        for r in rows:
-            w.writerow(
-                [
-                    r.model,
-                    "" if r.k is None else r.k,
-                    r.params,
-                    f"{r.gflops:.4f}",
-                    *(f"{r.stats.get(s, math.nan):.5f}" for s in spec.csv_stats),
-                    "" if r.ms_per_image is None else f"{r.ms_per_image:.3f}",
-                    "" if r.train_seconds is None else f"{r.train_seconds:.1f}",
-                    r.weights,
-                    r.detections or "",
-                ]
-            )
+    header = ["model", "k", "params", "GFLOPs", *spec.csv_stats, "ms_per_image", "train_seconds", "weights"]
+    header += ["detections", "imgsz"]
+    body = [
+        [
+            r.model,
+            "" if r.k is None else r.k,
+            r.params,
+            f"{r.gflops:.4f}",
+            *(f"{r.stats.get(s, math.nan):.5f}" for s in spec.csv_stats),
+            "" if r.ms_per_image is None else f"{r.ms_per_image:.3f}",
+            "" if r.train_seconds is None else f"{r.train_seconds:.1f}",
+            r.weights,
+            r.detections or "",
+            "" if r.imgsz is None else r.imgsz,
+        ]
+        for r in rows
+    ]
+    write_csv(path, header, body)
 
 
 def data_name(data: Any, dataset: Dataset, annotations: Any = None) -> str:
@@ -988,7 +992,7 @@ def _figure(rows: Sequence[BenchRow], title: str, spec: BenchTask):
 
 
 def _plot(rows: Sequence[BenchRow], path: Path, title: str, spec: BenchTask) -> Path:
-    _figure(rows, title, spec).savefig(path)
+    save_figure(path, _figure(rows, title, spec))
     return path
 
 
@@ -1005,30 +1009,39 @@ def _markdown_report(table: str, settings: dict, seconds: float, rows: Sequence[
         if settings["task"] == "detect"
         else "ms/image: Ultralytics' inference time per image during validation"
     )
+    if settings.get("trained", True):
+        done = [
+            f"- imgsz {settings['imgsz']}, epochs {settings['epochs']}, batch {settings['batch']}, recipe "
+            f"{settings['recipe']}, seed {settings['seed']}, device {settings['device']}",
+            f"- training settings: {json.dumps(settings['train_args'])}",
+            *([f"- PST fine-aware training: {settings['fine_train']}"] if settings.get("fine_train") else []),
+            *(
+                [
+                    f"- {PRECISE_BN_SUFFIX} rows: BatchNorm statistics re-estimated after training on the first "
+                    f"{settings['precise_bn']} un-augmented train images (pst_yolo.nn.precise_bn)"
+                ]
+                if settings.get("precise_bn")
+                else []
+            ),
+        ]
+    else:  # evaluation only: no epochs, recipe or training settings, since nothing was trained
+        done = [
+            f"- evaluation only (no model was trained): imgsz {settings['imgsz']} (see the imgsz column), "
+            f"device {settings['device']}"
+        ]
     lines = [
         f"# pst-yolo bench{'' if settings['task'] == 'detect' else ' task=' + settings['task']}",
         "",
         f"- data: {settings['dataset']}",
         f"- models: {', '.join(settings['models'])}; PST top-k: {', '.join(map(str, settings['topk'])) or '-'}",
-        f"- imgsz {settings['imgsz']}, epochs {settings['epochs']}, batch {settings['batch']}, recipe "
-        f"{settings['recipe']}, seed {settings['seed']}, device {settings['device']}",
-        f"- training settings: {json.dumps(settings['train_args'])}",
-        *([f"- PST fine-aware training: {settings['fine_train']}"] if settings.get("fine_train") else []),
-        *(
-            [
-                f"- {PRECISE_BN_SUFFIX} rows: BatchNorm statistics re-estimated after training on the first "
-                f"{settings['precise_bn']} un-augmented train images (pst_yolo.nn.precise_bn)"
-            ]
-            if settings.get("precise_bn")
-            else []
-        ),
+        *done,
         f"- machine: {machine_description()}",
         f"- wall time: {seconds / 60:.1f} min" + (f" (training: {', '.join(trained)})" if trained else ""),
         "",
         table,
         "",
         f'k = fine-branch top-k of the PST layers (0 = coarse attention only; "-" = no PST layers). '
-        f"{GFLOPS_NOTE}, at the row's k and imgsz {settings['imgsz']}. {timing}, batch {settings['eval_batch']} "
+        f"{GFLOPS_NOTE}, at the row's k and imgsz. {timing}, batch {settings['eval_batch']} "
         f"on {settings['device']}.",
         "",
     ]

@@ -28,7 +28,9 @@ import numpy as np
 
 from pst_yolo.data.coco_json import ImageFileError, decode_image, load_coco_json
 from pst_yolo.data.coco_map import read_map
+from pst_yolo.data.writer import write_json
 from pst_yolo.eval.inputs import check_fraction, check_positive, load_model
+from pst_yolo.integration.runtime import choose_imgsz
 from pst_yolo.integration.runtime import progress as progress_bar
 from pst_yolo.nn.topk import pst_layers
 from pst_yolo.nn.topk import topk as topk_context
@@ -56,6 +58,8 @@ class CocoResult:
     class_map: dict[int, int] = field(default_factory=dict)
     unmapped_detections: int = 0  # detections of model classes without a category in the dataset (dropped)
     summary: str = ""  # COCOeval's printed table
+    imgsz: int | None = None  # the inference size used (None: a detection function, which chooses its own)
+    imgsz_source: str = ""  # why that size: "given", "the model's training size", ...
 
     def __getitem__(self, key: str) -> float:
         return self.stats[key]
@@ -175,7 +179,8 @@ def read_image(path: Path, width: int | None = None, height: int | None = None) 
     import cv2
 
     try:
-        img = decode_image(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        expect = (int(width), int(height)) if width and height else None
+        img = decode_image(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION, expect=expect)
     except ImageFileError as e:
         raise CocoDataError(str(e)) from None
     if width and height and img.shape[:2] != (height, width):
@@ -384,7 +389,7 @@ def evaluate(
     images: str | Path,
     annotations: str | Path | Mapping,
     topk: int | None = None,
-    imgsz: int = 640,
+    imgsz: int | None = None,
     batch: int = 16,
     conf: float = 0.001,
     iou: float = 0.7,
@@ -406,7 +411,10 @@ def evaluate(
         annotations: a COCO instances JSON (path or loaded dict).
         topk: fine-branch k of every PST layer during this evaluation (None: leave the model's k);
             an error for models without PST layers.
-        imgsz, batch, conf, iou, max_det, device: inference settings. COCO's protocol: low
+        imgsz: inference size; None: the size the checkpoint was trained at, as ``yolo val`` uses (an
+            export: its fixed size; a config: 640). A size that differs from the training size is used,
+            with an ``ImageSizeWarning``.
+        batch, conf, iou, max_det, device: inference settings. COCO's protocol: low
             ``conf`` (0.001) and at most 100 detections per image (``max_det``, also COCOeval's maxDets).
         class_map: ``{class index: category id}`` or the ``coco_map.json`` of ``pst-yolo synth`` /
             ``coco2yolo``; default: COCO's 80->91 table for COCO-named models, else by class name.
@@ -444,8 +452,10 @@ def evaluate(
     if names is None:
         names = getattr(model, "names", None)
     mapping, how = resolve_class_map(names, gt_data["categories"], class_map)
+    size, size_source = None, ""
     if yolo:
-        detect = _yolo_detector(model, imgsz, conf, iou, max_det, device)
+        size, size_source = choose_imgsz(model, imgsz, str(getattr(model, "ckpt_path", None) or "the model"))
+        detect = _yolo_detector(model, size, conf, iou, max_det, device)
     elif callable(model):
         detect = model
     else:
@@ -505,13 +515,13 @@ def evaluate(
         save = Path("runs/pst-coco") / f"{stem}{'' if topk is None else f'_k{topk}'}_detections.json"
         _check_save(save, annotations)
     save = Path(save)
-    save.parent.mkdir(parents=True, exist_ok=True)
-    save.write_text(json.dumps(results))
+    write_json(save, results)
     stats, summary = _score(results, gt_data, max_det)
     if verbose:
         label = "" if topk is None else f" (PST k={topk})"
+        at = "" if size is None else f" at imgsz {size} ({size_source})"
         print(
-            f"COCO bbox evaluation{label}: {len(paths)} images, {len(results)} detections -> {save}"
+            f"COCO bbox evaluation{label}{at}: {len(paths)} images, {len(results)} detections -> {save}"
             f"{f'; {unmapped} detections of classes without a category dropped' if unmapped else ''}"
         )
         print(summary.rstrip())
@@ -526,4 +536,6 @@ def evaluate(
         class_map=mapping,
         unmapped_detections=unmapped,
         summary=summary,
+        imgsz=size,
+        imgsz_source=size_source,
     )

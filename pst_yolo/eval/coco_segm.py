@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from pst_yolo.data.synth_tasks import mask_rle
+from pst_yolo.data.writer import write_json
 from pst_yolo.eval.coco import (
     CocoDataError,
     CocoResult,
@@ -186,8 +187,7 @@ def evaluate_segm(
         stem = Path(str(getattr(model, "ckpt_path", None) or "model")).stem
         save = Path("runs/pst-coco") / f"{stem}{'' if topk is None else f'_k{topk}'}_segm.json"
     save = Path(save)
-    save.parent.mkdir(parents=True, exist_ok=True)
-    save.write_text(json.dumps(results))
+    write_json(save, results)
     stats, summary = _score_segm(results, gt_data, max_det)
     if verbose:
         print(

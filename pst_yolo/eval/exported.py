@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from pst_yolo.data.writer import save_array
 from pst_yolo.integration.runtime import backend_precision, openvino_in_fp32
 
 __all__ = ("TF_FORMATS", "backend_output", "default_precision", "export", "fp32_backend", "load_backend")
@@ -46,7 +47,7 @@ def export(yolo: Any, fmt: str, imgsz: int, out_dir: str | Path, **kwargs: Any) 
         # exports; offline, a local file of the same name and shape (our own random images) stands in.
         sample = out_dir / "calibration_image_sample_data_20x128x128x3_float32.npy"
         if not sample.exists():
-            np.save(sample, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
+            save_array(sample, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
     with working_directory(out_dir):
         return Path(yolo.export(format=fmt, imgsz=imgsz, **kwargs)).resolve()
 

@@ -45,7 +45,7 @@ def load_model(model: Any, task: Optional[str] = None, quiet: bool = False) -> A
 
     try:
         with quiet_ultralytics() if quiet else contextlib.nullcontext():
-            return YOLO(str(model), task=task) if task else YOLO(str(model))
+            yolo = YOLO(str(model), task=task) if task else YOLO(str(model))
     except FileNotFoundError as e:
         if Path(str(model)).suffix.lower() in CONFIG_SUFFIXES:
             raise FileNotFoundError(
@@ -57,13 +57,48 @@ def load_model(model: Any, task: Optional[str] = None, quiet: bool = False) -> A
         raise
     except Exception as e:  # TypeError for a damaged or refused checkpoint, KeyError for a broken YAML, ...
         raise ValueError(f"model {model} cannot be loaded: {str(e).strip() or type(e).__name__}") from e
+    return check_loaded(model, yolo)
+
+
+def _export_suffixes() -> set[str]:
+    """The file suffixes of Ultralytics' export formats (``.onnx``, ``.torchscript``, ...)."""
+    try:
+        from ultralytics.engine.exporter import export_formats
+
+        return {s.lower() for s in export_formats()["Suffix"] if s.startswith(".")}
+    except Exception:  # (a changed table: accept any suffix, as before)
+        return set()
+
+
+def check_loaded(model: Any, yolo: Any) -> Any:
+    """A file that is neither a checkpoint, a config nor an export (a text file, an image) builds a ``YOLO``
+    object without a network; refuse it here rather than fail later deep inside."""
+    import torch
+
+    path = Path(str(model))
+    if isinstance(getattr(yolo, "model", None), torch.nn.Module) or not path.is_file():
+        return yolo
+    known = _export_suffixes()
+    if known and path.suffix.lower() not in known:
+        raise ValueError(
+            f"model {model} is not a .pt checkpoint, a .yaml config or an exported model (suffix "
+            f"{path.suffix or 'none'}); give one of those"
+        )
+    return yolo
+
+
+MAX_IMGSZ = 8192  # an image size beyond this needs GBs per image and is no detector's input size
 
 
 def check_positive(**values: Any) -> None:
-    """Each value must be an integer >= 1 (``batch``, ``imgsz``, ``epochs``, ...); None passes."""
+    """Each value must be an integer >= 1 (``batch``, ``imgsz``, ``epochs``, ...), ``imgsz`` at most
+    :data:`MAX_IMGSZ`; None passes."""
     bad = [f"{k}={v!r}" for k, v in values.items() if v is not None and (isinstance(v, bool) or int(v) < 1)]
     if bad:
         raise ValueError(f"{', '.join(bad)}: must be >= 1")
+    imgsz = values.get("imgsz")
+    if imgsz is not None and int(imgsz) > MAX_IMGSZ:
+        raise ValueError(f"imgsz={imgsz}: at most {MAX_IMGSZ} (larger inputs take GBs of memory per image)")
 
 
 def check_fraction(**values: Any) -> None:

@@ -50,7 +50,6 @@ on CUDA is not measured.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import shutil
@@ -127,7 +126,10 @@ def _detection_model(model_name: str):
     register()
     with quiet_ultralytics(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return load_model(model_name, task="detect").model
+        net = load_model(model_name, task="detect").model
+    if not isinstance(net, torch.nn.Module):  # an export: speed exports .pt / .yaml models itself
+        raise ValueError(f"{model_name} is an exported model; speed times .pt checkpoints and .yaml configs")
+    return net
 
 
 def _input(batch: int, imgsz: int):
@@ -694,7 +696,7 @@ def speed(
 
     from pst_yolo.eval.tables import machine_description
 
-    check_positive(threads=threads, runs=runs)
+    check_positive(threads=threads, runs=runs, imgsz=imgsz, batch=batch)
     if warmup < 0:
         raise ValueError(f"warmup={warmup}: must be >= 0")
     plan = _plan(models, imgsz, batch, threads, runtime, topk, device, half, train_step)
@@ -737,11 +739,11 @@ def speed(
     }
     md = markdown_table(rows, settings)
     if run_dir is not None:
-        (run_dir / "speed.md").write_text(md + "\n")
-        with open(run_dir / "speed.csv", "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        from pst_yolo.data.writer import write_csv, write_text
+
+        write_text(run_dir / "speed.md", md + "\n")
+        header = list(rows[0])
+        write_csv(run_dir / "speed.csv", header, [[r.get(k, "") for k in header] for r in rows])
         log(f"results written to {run_dir}")
     return SpeedResult(rows, run_dir, md, settings)
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import os
+import math
 import platform
 import statistics
 import time
@@ -174,37 +174,104 @@ def cells_dir(project: str | Path) -> Path:
 
 
 def read_cell(project: str | Path, cell: Cell) -> Optional[dict]:
+    """The result file of ``cell``, checked (:func:`cell_problem`), or None if it has none yet. A file that is
+    not this cell's result is an error naming it: it is never counted, nor taken as "done"."""
     path = cells_dir(project) / cell.file_name
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path} is not a study cell result ({e}); delete it to rerun the cell") from e
+    problem = cell_problem(record, cell)
+    if problem:
+        raise ValueError(f"{path} is not the result of study cell {cell.id}: {problem}; delete it to rerun the cell")
+    return record
+
+
+def _number(value: Any) -> bool:
+    """A finite JSON number (not a boolean, a string such as "NaN", or null)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def cell_problem(record: Any, cell: Cell) -> str:
+    """What is wrong with ``record`` as the result of ``cell`` ("" if nothing): its shape, every number the
+    list and the report read, and that the id and seed it records are the ones its file name stands for (a
+    file copied under another cell's name would otherwise count twice)."""
+    if not isinstance(record, dict):
+        return f"it holds a JSON {type(record).__name__}, not an object"
+    recorded = record.get("cell")
+    if not isinstance(recorded, dict):
+        return 'it has no "cell" object (the id and seed it was run with)'
+    if recorded.get("id") != cell.id:
+        return f"it records cell {recorded.get('id')!r}, not {cell.id!r} (a file copied under another name?)"
+    if recorded.get("seed") != cell.seed:
+        return f"it records seed {recorded.get('seed')!r}, but the cell's seed is {cell.seed}"
+    for key in ("results", "results_precise_bn") if "results_precise_bn" in record else ("results",):
+        results = record.get(key)
+        if not isinstance(results, list) or not results:
+            return f'its "{key}" is not a non-empty list'
+        for r in results:
+            if not isinstance(r, dict) or not (r.get("k") is None or (isinstance(r["k"], int) and r["k"] >= 0)):
+                return f'a "{key}" entry is not an object with a k (null or an integer >= 0): {r!r}'
+            stats = r.get("stats")
+            if not isinstance(stats, dict) or not all(_number(stats.get(s)) for s in ("AP", "AP50")):
+                return f'the {key} at k={r.get("k")} have no finite "AP" and "AP50" numbers: {stats!r}'
+    if not all(_number(record.get(key)) for key in ("seconds", "epochs")):
+        return '"seconds" and "epochs" must be finite numbers'
+    if not all(isinstance(record.get(key), str) for key in ("started", "machine")):
+        return '"started" and "machine" must be strings'
+    curve = record.get("curve", [])
+    if not isinstance(curve, list) or not all(
+        isinstance(p, dict) and _number(p.get("epoch")) and _number(p.get("AP")) for p in curve
+    ):
+        return '"curve" must be a list of {"epoch", "AP"} numbers'
+    return ""
 
 
 def _write_json(path: Path, record: dict) -> None:
     """Whole or not at all: an interrupted write leaves no cell file (the cell then reruns)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, path)
+    from pst_yolo.data.writer import write_json
+
+    write_json(path, record, indent=1)
 
 
-def _dataset(project: Path, spec: Optional[SynthSpec], verbose: bool) -> Path:
+DATASET_WAIT_S = 1800.0  # how long a study waits for another process building the shared dataset
+DATASET_POLL_S = 2.0
+
+
+def _dataset(
+    project: Path, spec: Optional[SynthSpec], verbose: bool, wait_s: Optional[float] = None, poll_s: float = 0.0
+) -> Path:
     """The main job's embedded dataset (or ``spec``), generated once into ``<project>/data`` (reused while its
-    spec matches)."""
+    spec matches). Another study process generating it right now is waited for (at most ``wait_s``, default
+    :data:`DATASET_WAIT_S`), so two studies started together share the work instead of one giving up."""
     from pst_yolo.data.coco_map import MAP_FILE, read_map
     from pst_yolo.data.synth import generate
+    from pst_yolo.data.writer import TargetBusyError
     from pst_yolo.eval.bench import DETECT
 
     spec = spec or DETECT.main_synth
     out = project / "data"
-    if (out / "data.yaml").is_file() and read_map(out / MAP_FILE).get("spec") == asdict(spec):
-        return out / "data.yaml"
-    if verbose:
-        print(f"pst-yolo study: generating the main job's dataset into {out}")
-    return generate(out, spec)
+    limit = time.monotonic() + (DATASET_WAIT_S if wait_s is None else wait_s)
+    said = False
+    while True:
+        if (out / "data.yaml").is_file() and read_map(out / MAP_FILE).get("spec") == asdict(spec):
+            return out / "data.yaml"
+        try:
+            if verbose and not said:
+                print(f"pst-yolo study: generating the main job's dataset into {out}")
+            return generate(out, spec)
+        except TargetBusyError as e:
+            if time.monotonic() >= limit:
+                waited = DATASET_WAIT_S if wait_s is None else wait_s
+                raise TargetBusyError(
+                    f"{e} (waited {waited:.0f} s); run the study again when that process has finished"
+                ) from None
+            if not said:
+                print(f"pst-yolo study: another process is generating {out}; waiting for it", flush=True)
+                said = True
+            time.sleep(poll_s or DATASET_POLL_S)
 
 
 def _versions() -> dict[str, str]:
@@ -395,12 +462,14 @@ def run_study(
     jobs: Optional[int] = None,
     device: str = "cpu",
     verbose: bool = True,
+    overwrite: bool = False,
 ) -> StudyRun:
     """Run the study's pending cells (``cells``: groups, id prefixes or ids; default all) in grid order.
 
     A cell with a result file is skipped unless ``force``; each result is written as soon as its cell ends,
     so stopping the study (Ctrl-C, a lost session) loses at most the cell in progress. Then the report is
-    written (``<project>/study.md``, ``noise.png``, ``curves.png``).
+    written (``<project>/study.md``, ``noise.png``, ``curves.png``; report files pst-yolo did not write are
+    replaced only with ``overwrite``, checked before any cell runs).
 
     ``jobs``: cells run at once, each in its own worker process (``eval.parallel``; output in
     ``<project>/logs/<cell>.log``); None: as many as the cores hold at this process's torch thread count; 1: one
@@ -410,6 +479,8 @@ def run_study(
 
     chosen = select(cells)
     project = Path(project)
+    if report:
+        check_report_folder(project, overwrite)
     groups = {c.group for c in chosen}
     if "gpu" in groups and len(groups) > 1:
         raise ValueError(
@@ -442,7 +513,7 @@ def run_study(
                 spent.append(time.perf_counter() - t0)
             _tally(out, cell.id, outcome)
     if report:
-        out.report = write_report(project)
+        out.report = write_report(project, overwrite=overwrite)
         if verbose:
             print(f"\npst-yolo study: report written to {out.report}")
     return out
@@ -919,6 +990,8 @@ def _plots(project: Path, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from pst_yolo.data.writer import save_figure
+
     recs = _records(project, [c.id for c in grid()])
     written = []
     series = [
@@ -944,7 +1017,7 @@ def _plots(project: Path, out: Path) -> list[Path]:
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     path = out / "noise.png"
-    fig.savefig(path, dpi=110)
+    save_figure(path, fig, dpi=110)
     plt.close(fig)
     written.append(path)
 
@@ -961,23 +1034,46 @@ def _plots(project: Path, out: Path) -> list[Path]:
         ax.legend()
     fig.tight_layout()
     path = out / "curves.png"
-    fig.savefig(path, dpi=110)
+    save_figure(path, fig, dpi=110)
     plt.close(fig)
     written.append(path)
     return written
 
 
-def write_report(project: str | Path = DEFAULT_PROJECT, out: str | Path | None = None) -> Path:
-    """Write ``study.md`` (the tables), ``noise.png`` and ``curves.png`` into ``out`` (default ``project``)."""
+REPORT_FILES = ("study.md", "noise.png", "curves.png")
+
+
+def check_report_folder(out: str | Path, overwrite: bool = False) -> Path:
+    """The folder the report goes to: not a file, and none of its report files one that pst-yolo did not write
+    (or that was changed since) unless ``overwrite``. Nothing is written."""
+    from pst_yolo.data.writer import WriterError, check_owned_file
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise WriterError(f"out={out} is a file; give the folder for {', '.join(REPORT_FILES)}")
+    for name in REPORT_FILES:
+        check_owned_file(out / name, overwrite=overwrite)
+    return out
+
+
+def write_report(project: str | Path = DEFAULT_PROJECT, out: str | Path | None = None, overwrite: bool = False) -> Path:
+    """Write ``study.md`` (the tables), ``noise.png`` and ``curves.png`` into ``out`` (default ``project``).
+
+    A report file there that pst-yolo did not write (or that was edited since) is not replaced unless
+    ``overwrite``: the error names it, and nothing is written. The files written are recorded in the folder's
+    ``.pst-yolo-manifest.json``, so the next report replaces them."""
+    from pst_yolo.data.writer import record_files, write_text
+
     project = Path(project)
     if not cells_dir(project).is_dir():
         raise FileNotFoundError(
             f"no study results in {cells_dir(project)}; run `pst-yolo study project={project}` first "
             "(or give the folder that holds cells/, e.g. project=docs/accuracy)"
         )
-    out = Path(out) if out is not None else project
+    out = check_report_folder(out if out is not None else project, overwrite)
+    text = report_markdown(project)  # (reads and checks every cell before anything is written)
     out.mkdir(parents=True, exist_ok=True)
-    md = out / "study.md"
-    md.write_text(report_markdown(project))
+    md = write_text(out / "study.md", text)
     _plots(project, out)
+    record_files(out, "study report", REPORT_FILES)
     return md

@@ -47,6 +47,7 @@ import pathlib
 import pickle
 import re
 import types
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,6 +184,33 @@ _PICKLE_MODULE = types.ModuleType("pst_yolo_fork_pickle")
 _PICKLE_MODULE.Unpickler = _ForkUnpickler
 _PICKLE_MODULE.load = lambda f, **kw: _ForkUnpickler(f, **kw).load()
 _PICKLE_MODULE.UnpicklingError = pickle.UnpicklingError
+
+
+def check_checkpoint_file(path: Path) -> None:
+    """Refuse, before unpickling anything, a file that cannot be a PyTorch checkpoint: empty, text, random bytes
+    or a truncated zip. ``torch.save`` writes a zip archive holding ``<name>/data.pkl`` (older PyTorch: a pickle,
+    whose first byte is the PROTO opcode 0x80)."""
+    size = path.stat().st_size
+    if size == 0:
+        raise AuthorsCheckpointError(f"{path} is empty (0 bytes), not a checkpoint; download it again")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError) as e:
+            raise AuthorsCheckpointError(
+                f"{path} is a damaged or truncated zip archive ({e}), not a whole checkpoint; download it again"
+            ) from None
+        if not any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+            raise AuthorsCheckpointError(f"{path} is a zip archive but not a PyTorch checkpoint (no data.pkl inside)")
+        return
+    if not head.startswith(b"\x80"):
+        kind = "a text file" if all(32 <= b < 127 or b in b"\t\r\n" for b in head) else "not a PyTorch file"
+        raise AuthorsCheckpointError(
+            f"{path} is {kind} (it starts with {head!r}), not a checkpoint written by torch.save; give the .pt file"
+        )
 
 
 def read_fork_checkpoint(file: str | Path) -> Any:
@@ -556,16 +584,21 @@ def convert(source: str | Path, out: str | Path, overwrite: bool = False, topk: 
     from ultralytics.nn.tasks import guess_model_task
 
     from pst_yolo import __version__ as ours_version
+    from pst_yolo.data.writer import check_sources, resolve_target, save_torch
 
     source, out = Path(source), Path(out)
     if not source.is_file():
         raise FileNotFoundError(f"source checkpoint {source} does not exist")
+    if out.is_dir():
+        raise ValueError(f"out={out} is a folder; give the path of the .pt file to write")
     if out.suffix != ".pt":
         raise ValueError(f"out must be a .pt file (Ultralytics loads checkpoints by that suffix), got {out}")
+    check_sources(resolve_target(out), [source])  # (out= the source itself would replace what is read)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass overwrite=true to replace it")
     if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk < 0):
         raise ValueError(f"topk must be a non-negative integer (0 = coarse only), got {topk!r}")
+    check_checkpoint_file(source)
     not_theirs = (
         f"{source} is not a checkpoint of the PST authors' fork ({{}}); checkpoints written by pst-yolo "
         "or stock Ultralytics need no conversion: load them with YOLO(path)"
@@ -574,6 +607,11 @@ def convert(source: str | Path, out: str | Path, overwrite: bool = False, topk: 
         their = read_fork_checkpoint(source)
     except ForeignGlobalError as e:
         raise AuthorsCheckpointError(not_theirs.format(f"it pickles {e.name}")) from e
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        raise AuthorsCheckpointError(
+            f"{source} cannot be read as a PyTorch checkpoint ({type(e).__name__}: {str(e).strip()[:200]}): "
+            "damaged or truncated; download it again"
+        ) from e
     if not (isinstance(their, dict) and is_fork_checkpoint(their)):
         raise AuthorsCheckpointError(not_theirs.format("no ultralytics.nn.modules.block.PST inside"))
     ckpt = load_fork_checkpoint(source, topk=topk, log=False, _read=their)
@@ -607,9 +645,7 @@ def convert(source: str | Path, out: str | Path, overwrite: bool = False, topk: 
             "topk": k,
         },
     }
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(saved, tmp)
-    tmp.replace(out)  # never leaves a half-written out file
+    save_torch(out, saved)  # a unique temporary name beside out, then one rename: never a half-written out
     return ConvertReport(
         source=source,
         out=out,

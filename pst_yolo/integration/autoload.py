@@ -14,6 +14,8 @@ Switch it off with the environment variable ``PST_YOLO_AUTOLOAD=0`` (then call
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 from pst_yolo.integration.import_hooks import when_imported
@@ -34,9 +36,36 @@ def _register(_module) -> None:
         )
 
 
+STOCK_SCRIPTS = ("yolo", "ultralytics")  # Ultralytics' console scripts
+
+
+def _one_line_for_bad_variables(previous):
+    """A ``sys.excepthook`` for Ultralytics' own command line: a bad ``PST_*`` variable (``PST_TOPK=abc``) is
+    bad input, so it gets one line and exit status 2, as in ``pst-yolo``, not a traceback through Ultralytics'
+    internals. Every other error goes to the previous hook unchanged."""
+
+    def hook(kind, error, tb) -> None:
+        from pst_yolo.nn.checks import PSTEnvironmentError  # (imports nothing)
+
+        if isinstance(error, PSTEnvironmentError):
+            print(f"{os.path.basename(sys.argv[0])}: error: {error}", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)  # (an uncaught exception would exit 1 after this hook returns)
+        previous(kind, error, tb)
+
+    return hook
+
+
+def _install_excepthook() -> None:
+    if sys.argv and os.path.basename(sys.argv[0]) in STOCK_SCRIPTS:
+        sys.excepthook = _one_line_for_bad_variables(sys.excepthook)
+
+
 def install() -> None:
     """Register PST once Ultralytics' model builder is imported (now, if it already is)."""
     when_imported("ultralytics.nn.tasks", _register)
+    _install_excepthook()
 
 
 install()

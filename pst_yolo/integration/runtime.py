@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import warnings
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from torch import nn
@@ -99,6 +101,92 @@ def predictor_network(yolo: Any) -> Optional[nn.Module]:
 def predictor_imgsz(yolo: Any) -> Any:
     """The input size the predictor settled on (an export's fixed size wins over the requested one)."""
     return getattr(getattr(getattr(yolo, "predictor", None), "args", None), "imgsz", None)
+
+
+# --------------------------------------------------------------------------------------------------
+# The image size a model was trained at
+# --------------------------------------------------------------------------------------------------
+DEFAULT_IMGSZ = 640  # Ultralytics' default, for a model that records no size (a .yaml config)
+
+
+class ImageSizeWarning(UserWarning):
+    """An explicit ``imgsz=`` differs from the size the model was trained at: the numbers are not the ones
+    ``yolo val`` reports for it."""
+
+
+def _one_side(value: Any) -> Optional[int]:
+    """``640`` or ``[640, 640]`` -> 640; a non-square size -> its longer side (what ``imgsz=`` letterboxes to)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and value > 0:
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) and v > 0 for v in value):
+        return max(value)
+    return None
+
+
+def training_imgsz(yolo: Any) -> Optional[int]:
+    """The size a model was made for: a checkpoint's training ``imgsz`` (Ultralytics keeps its train args in
+    ``ckpt["train_args"]``, and ``yolo val`` falls back to them); an export's fixed input size (its metadata);
+    None for a config (random weights), a checkpoint that records no training, or a dynamic export."""
+    ckpt = getattr(yolo, "ckpt", None)
+    if isinstance(ckpt, dict):  # a checkpoint saved without training (YOLO(cfg).save()) records no size
+        args = ckpt.get("train_args")
+        return _one_side(args.get("imgsz")) if isinstance(args, dict) else None
+    return export_imgsz(yolo)
+
+
+def export_imgsz(yolo: Any) -> Optional[int]:
+    """The fixed input size of an exported model (a ``YOLO`` object on a ``.onnx`` file or an export folder:
+    its ``.model`` is the path), read from its metadata; None for anything else or a dynamic export."""
+    path = getattr(yolo, "model", None)
+    if not isinstance(path, (str, Path)) or Path(str(path)).suffix in (".pt", ".yaml", ".yml"):
+        return None
+    try:
+        metadata = exported_metadata(path)
+    except Exception:  # a format whose metadata cannot be read without loading it: the predictor decides
+        return None
+    args = _literal(metadata.get("args"))
+    dynamic = _literal(metadata.get("dynamic")) or (isinstance(args, dict) and args.get("dynamic"))
+    return None if dynamic else _one_side(_literal(metadata.get("imgsz")))
+
+
+def _literal(value: Any) -> Any:
+    """A metadata value as Python: ONNX and other formats keep each one as its ``repr`` string (``'[96, 96]'``)."""
+    if not isinstance(value, str):
+        return value
+    import ast
+
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+def choose_imgsz(yolo: Any, imgsz: Optional[int], name: str = "the model") -> tuple[int, str]:
+    """The size to evaluate or predict at, and why: the given ``imgsz``, else the model's own (as ``yolo val``
+    does), else 640. A given size that differs from the training size is used, with an
+    :class:`ImageSizeWarning`: silently different numbers are worse than a warning. An export's fixed size
+    always wins (Ultralytics uses it whatever is asked)."""
+    own = training_imgsz(yolo)
+    if own is not None and export_imgsz(yolo) == own:
+        if imgsz is not None and imgsz != own:
+            warnings.warn(
+                f"{name} is an export with a fixed input size {own}; imgsz={imgsz} ignored",
+                ImageSizeWarning,
+                stacklevel=2,
+            )
+        return own, "the export's fixed size"
+    if imgsz is None:
+        return (own, "the model's training size") if own is not None else (DEFAULT_IMGSZ, "default")
+    if own is not None and int(imgsz) != own:
+        warnings.warn(
+            f"imgsz={imgsz} differs from the size {name} was trained at ({own}): its accuracy at imgsz={imgsz} is "
+            f"not what `yolo val` reports; leave imgsz unset to use {own}",
+            ImageSizeWarning,
+            stacklevel=2,
+        )
+    return int(imgsz), "given"
 
 
 # --------------------------------------------------------------------------------------------------

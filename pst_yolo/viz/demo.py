@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 import cv2
 import numpy as np
 
+from pst_yolo.data.writer import open_video, write_image
 from pst_yolo.viz.attention_maps import OVERLAY_ALPHA, OverlayInfo, draw_detections, draw_overlay, text_style
 from pst_yolo.viz.common import WRITABLE_IMAGE_SUFFIXES, DemoError, check_save_dir, run_folder, say
 from pst_yolo.viz.detector import Detector
@@ -332,7 +333,7 @@ class VideoSink:
         self.writer = None
         for fourcc, ext in (("mp4v", ".mp4"), ("MJPG", ".avi")):
             path = stem.with_suffix(ext)
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), self.size)
+            writer = open_video(path, fourcc, fps, self.size)
             if writer.isOpened():
                 self.writer, self.path = writer, path
                 break
@@ -603,7 +604,7 @@ class DemoLoop:
             if self.src.kind == "images":
                 suffix = Path(fr.name).suffix.lower()
                 out_name = fr.name if suffix in WRITABLE_IMAGE_SUFFIXES else f"{Path(fr.name).stem}.png"
-                cv2.imwrite(str(self.run_dir() / out_name), out.image)
+                write_image(self.run_dir() / out_name, out.image)
                 self.summary.output = self.run_dir()
             else:
                 if self.sink is None:
@@ -638,7 +639,7 @@ class DemoLoop:
         if new.save_requested:
             if self.current is not None:
                 path = self.run_dir() / f"frame_{self.current.index:06d}.png"
-                cv2.imwrite(str(path), self.current.image)
+                write_image(path, self.current.image)
                 self.summary.saved_frames.append(path)
                 new = replace(new, save_requested=False, message=f"saved {path}")
             else:
@@ -739,7 +740,7 @@ def run_demo(
     *,
     show: Optional[bool] = None,
     save: Optional[bool] = None,
-    imgsz: int = 640,
+    imgsz: Optional[int] = None,
     conf: float = 0.25,
     iou: float = 0.7,
     topk: Optional[int] = None,

@@ -10,7 +10,13 @@ from typing import Any, Optional
 
 import numpy as np
 
-from pst_yolo.integration.runtime import backend_metadata, backend_network, predictor_backend, predictor_imgsz
+from pst_yolo.integration.runtime import (
+    backend_metadata,
+    backend_network,
+    choose_imgsz,
+    predictor_backend,
+    predictor_imgsz,
+)
 from pst_yolo.nn.checks import check_topk
 from pst_yolo.nn.topk import get_topk, pst_layers, set_topk
 from pst_yolo.viz.attention_maps import SelectionRecorder
@@ -78,12 +84,14 @@ class Detector:
     Args:
         model: ``.pt``/``.onnx``/``.yaml`` path or a YOLO object.
         topk: k for every PST layer (None: keep the model's). Ignored, with a message, for exports.
+        imgsz: inference size (None: the size the checkpoint was trained at, as ``yolo predict`` uses; an
+            export's fixed size; 640 for a config). ``self.imgsz`` holds the size used.
     """
 
     def __init__(
         self,
         model: Any,
-        imgsz: int = 640,
+        imgsz: Optional[int] = None,
         conf: float = 0.25,
         iou: float = 0.7,
         device: str = "cpu",
@@ -103,6 +111,9 @@ class Detector:
         else:  # a YOLO object: name it by its checkpoint or config
             ref = getattr(model, "ckpt_path", None) or getattr(model, "cfg", None)
             self.model_name = Path(str(ref)).name if ref else type(model).__name__
+        asked = imgsz
+        imgsz, self.imgsz_source = choose_imgsz(self.yolo, imgsz, self.model_name)
+        self.imgsz = imgsz
         self.args = dict(imgsz=imgsz, conf=conf, iou=iou, device=device, max_det=max_det, verbose=False)
         self.net = None
         self.layers: list = []
@@ -129,8 +140,10 @@ class Detector:
                 self._note(f"topk={topk} ignored: {self.model_name} has no PST layers")
         if not self.pytorch:
             fixed = predictor_imgsz(self.yolo)
-            if fixed != imgsz and fixed != [imgsz, imgsz]:
-                self._note(f"{self.model_name} has a fixed input size {fixed}; imgsz={imgsz} ignored")
+            if asked is not None and fixed != asked and fixed != [asked, asked]:
+                self._note(f"{self.model_name} has a fixed input size {fixed}; imgsz={asked} ignored")
+        elif self.imgsz_source != "given":
+            self._note(f"imgsz {imgsz} ({self.imgsz_source})")
 
     def _own_layers(self) -> list:
         """The PST layers of the YOLO object's own PyTorch network ([] for an export or a stock model)."""

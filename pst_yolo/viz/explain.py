@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence
 import cv2
 import numpy as np
 
+from pst_yolo.data.writer import WriterError, write_image
 from pst_yolo.viz.attention_maps import PANEL_GAP, hstack_panels, layer_panel
 from pst_yolo.viz.common import IMAGE_SUFFIXES, DemoError, check_save_dir, run_folder, say
 from pst_yolo.viz.detector import Detector
@@ -112,7 +113,7 @@ def explain(
     image: Any,
     model: Any,
     *,
-    imgsz: int = 640,
+    imgsz: Optional[int] = None,
     conf: float = 0.25,
     iou: float = 0.7,
     topk: Optional[int] = None,
@@ -150,7 +151,7 @@ def explain(
     inputs = [i for i in listed if isinstance(i, (str, Path))]  # (the outputs must not replace these)
     check_save_dir(save_dir, inputs)
     if out is not None:
-        from pst_yolo.data.writer import WriterError, check_output_file
+        from pst_yolo.data.writer import check_output_file
 
         try:
             check_output_file(out, inputs, overwrite=overwrite)
@@ -186,8 +187,10 @@ def explain(
             else:
                 folder = folder or run_folder(project, name, save_dir, "explain", inputs)
                 path = folder / f"{Path(img_name).stem}_explain.png"
-            if not cv2.imwrite(str(path), figure, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
-                raise DemoError(f"could not write {path}")
+            try:
+                write_image(path, figure, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+            except (OSError, WriterError) as e:
+                raise DemoError(f"could not write {path}: {e}") from e
             res = ExplainResult(img_name, path, infos, len(det.boxes), panel_w)
             results.append(res)
             layers = "; ".join(f"layer {p.layer} k={p.k}, {p.patches} patches" for p in infos)

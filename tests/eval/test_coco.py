@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -261,3 +262,52 @@ def test_class_map_by_name_and_explicit(tmp_path):
 
     path = write_map(tmp_path / "coco_map.json", ["n0", "n1"], [6, 3], {})
     assert resolve_class_map(["whatever", "names"], cats, class_map=path)[0] == {0: 6, 1: 3}
+
+
+def _claim_size(png: Path, width: int, height: int) -> None:
+    """Make a PNG's header (IHDR) claim another size; the pixel data stays that of the small image."""
+    data = bytearray(png.read_bytes())
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    png.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "claimed, json_size, match",
+    [
+        ((40000, 40000), (40000, 40000), r"the header says 40000x40000 pixels, more than the \d+ pixels"),
+        ((5000, 5000), (80, 60), "is 5000x5000 pixels but the annotations say 80x60"),
+    ],
+)
+def test_evaluate_reads_image_headers_before_decoding(odd_dataset, tmp_path, monkeypatch, claimed, json_size, match):
+    """A header that claims a huge image, or a size the JSON does not give, is refused before OpenCV decodes
+    anything (decoding a 40000x40000 claim crashed in cv2; a real 20000x20000 image cost 4 GB first)."""
+    root, ann = odd_dataset
+    _claim_size(root / "gray.png", *claimed)
+    data = json.loads(ann.read_text())
+    data["images"][0]["width"], data["images"][0]["height"] = json_size
+    (tmp_path / "big.json").write_text(json.dumps(data))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the image was decoded before its header was checked")
+
+    monkeypatch.setattr(cv2, "imdecode", no_decoding)
+    with pytest.raises(CocoDataError, match=match):
+        evaluate(
+            ReplayDetector([np.zeros((0, 6))] * 3, names=["alpha"]),
+            root,
+            tmp_path / "big.json",
+            save=tmp_path / "d.json",
+            verbose=False,
+            progress=False,
+        )
+
+
+def test_image_header_sizes_of_png_and_jpeg(tmp_path):
+    from pst_yolo.data.coco_json import header_size
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((30, 50, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "b.jpg"), np.zeros((70, 20, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "c.bmp"), np.zeros((11, 13, 3), np.uint8))  # (through Pillow)
+    assert [header_size(tmp_path / n) for n in ("a.png", "b.jpg", "c.bmp")] == [(50, 30), (20, 70), (13, 11)]
+    (tmp_path / "d.png").write_bytes(b"not an image")
+    assert header_size(tmp_path / "d.png") is None

@@ -16,7 +16,7 @@ from pst_yolo.eval.study import Cell, grid, mean_std, report_markdown, run_study
 def _fake_record(cell: Cell, ap: dict) -> dict:
     """A cell result as run_cell writes it, with the given AP per k (None: a stock model)."""
     return {
-        "cell": {"id": cell.id},
+        "cell": {"id": cell.id, "seed": cell.seed},
         "results": [{"k": k, "stats": {"AP": v, "AP50": min(1.0, v + 0.3)}, "params": 1} for k, v in ap.items()],
         "train_seconds": 60.0,
         "seconds": 90.0,

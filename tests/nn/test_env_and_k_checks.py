@@ -96,6 +96,34 @@ def test_the_cli_reports_the_variable_for_a_pst_model_only(checkpoints, cli, mon
     cli.error("speed", f"models={pst}", *common, match="environment variable PST_TOPK='abc' is not valid")
 
 
+def test_ultralytics_own_command_reports_the_variable_in_one_line(checkpoints, tmp_path):
+    """`PST_TOPK=abc yolo val model=pst.pt`: the error is raised inside Ultralytics' command line, which would
+    print a traceback through its internals; the autoload hook makes it one line and exit status 2."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    yolo = Path(sys.executable).parent / "yolo"
+    if not yolo.is_file():
+        pytest.skip("Ultralytics' yolo script is not next to this Python")
+    env = {**os.environ, "PST_TOPK": "abc"}
+    proc = subprocess.run(
+        [str(yolo), "predict", f"model={checkpoints[1]}", "source=nothing.jpg"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        "yolo: error: environment variable PST_TOPK='abc' is not valid: PST_TOPK must be a non-negative integer "
+        "(0 = coarse attention only, e.g. 8). Fix or unset it (pst-yolo reads it only for models with PST layers)"
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # k on the layer
 # --------------------------------------------------------------------------------------------------
