@@ -870,14 +870,14 @@ def precise_bn_checkpoint(weights: str, data: str, task: str, imgsz: int, images
     un-augmented train images, saved beside it as ``<stem>-precise-bn.pt``; returns that path."""
     from ultralytics import YOLO
 
+    from pst_yolo.data.writer import replace_file
     from pst_yolo.integration.runtime import dataset_batches
     from pst_yolo.nn.precise_bn import precise_bn
 
     yolo = YOLO(weights, task=task)
     precise_bn(yolo.model, dataset_batches(data, task, imgsz, images, batch))
     out = Path(weights).with_name(f"{Path(weights).stem}-precise-bn.pt")
-    yolo.save(out)
-    return out
+    return replace_file(out, lambda tmp: yolo.save(tmp))  # Ultralytics' checkpoint format, written as a whole
 
 
 def _describe_training(key: str, fields: Mapping[str, Any]) -> str:

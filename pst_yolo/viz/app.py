@@ -281,7 +281,9 @@ def _save_upload(st, upload, allowed: set[str]) -> Path:
     folder.mkdir(exist_ok=True)
     path = folder / (re.sub(r"[^\w.-]", "_", Path(upload.name).name) or f"upload{suffix}")  # its own name, shown
     if not path.exists():
-        path.write_bytes(upload.getvalue())
+        from pst_yolo.data.writer import write_bytes
+
+        write_bytes(path, upload.getvalue())
     return path
 
 
