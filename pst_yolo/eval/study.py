@@ -478,6 +478,8 @@ def run_study(
     from pst_yolo.eval.parallel import default_jobs
 
     chosen = select(cells)
+    if not cells:  # everything but the gpu cells, which need a dataset (and a project) of their own
+        chosen = [c for c in chosen if c.group != "gpu"]
     project = Path(project)
     if report:
         check_report_folder(project, overwrite)

@@ -427,3 +427,11 @@ def test_gpu_study_script_runs_end_to_end_on_a_tiny_cpu_set(tmp_path):
     assert "(n=1)" in row and "CPU threads" in row  # PST − stock paired for seed 0, and the machine named
     with pytest.raises(ValueError, match="run them alone"):
         run_study(["gpu/yolo11n/s0", "noise/yolo11n/s0"], project=tmp_path / "mixed", verbose=False)
+
+
+def test_a_study_without_cells_runs_everything_but_the_gpu_cells(tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(study, "run_claimed_cell", lambda cell_id, *a, **k: asked.append(cell_id) or "ran")
+    out = run_study(project=tmp_path, jobs=1, report=False, verbose=False)
+    assert asked == out.ran == [c.id for c in grid() if c.group != "gpu"]
+    assert [c.id for c in select(["gpu"])] == [c.id for c in grid() if c.group == "gpu"] and len(select(["gpu"])) == 9
