@@ -154,7 +154,7 @@ def test_bad_upload_is_refused_with_a_message(tmp_path, monkeypatch):
     fake_st = SimpleNamespace(session_state={})
     with pytest.raises(DemoError, match=r"notes.txt: not a file this demo reads \(expected one of"):
         app._save_upload(fake_st, upload, {".mp4", ".png"})
-    good = SimpleNamespace(name="../my clip.png", size=3, getvalue=lambda: b"png")
+    good = SimpleNamespace(name="up/../my clip.png", size=3, getvalue=lambda: b"png")
     path = app._save_upload(fake_st, good, {".mp4", ".png"})
     assert path.read_bytes() == b"png" and path.name == "my_clip.png"
     assert path.parent.parent.name.startswith("pst-yolo-app-")
