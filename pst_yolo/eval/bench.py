@@ -636,6 +636,7 @@ def bench(
     check_positive(epochs=epochs, imgsz=imgsz, batch=batch, eval_batch=eval_batch)
     if precise_bn < 0:
         raise ValueError(f"precise_bn={precise_bn}: give a number of train images (0: off)")
+    resolve_jobs(jobs, 0)  # a bad jobs= is refused before any work
     if workers < 0:
         raise ValueError(f"workers={workers}: must be >= 0")
     schedule = None if fine_train is None else FineTrainSchedule.parse(fine_train)

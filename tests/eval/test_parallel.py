@@ -66,6 +66,7 @@ def test_job_count_fits_the_cores(monkeypatch):
 
 def test_bench_refuses_jobs_below_one(tmp_path, cli):
     cli.error("bench", "jobs=0", f"project={tmp_path}", match="jobs=0: must be >= 1")
+    assert not list(tmp_path.iterdir())  # refused before anything was generated or trained
 
 
 @pytest.mark.slow
