@@ -267,7 +267,7 @@ BENCH_DEFAULTS = {
 JOBS_KEY = Key(
     "jobs",
     int,
-    "cores / torch threads",
+    "cores / training threads",
     "trainings run at once, each in its own process (same results as jobs=1, one after the other)",
 )
 
@@ -703,7 +703,7 @@ def build_commands() -> dict[str, Command]:
                 Key(
                     "jobs",
                     int,
-                    "cores / torch threads",
+                    "cores / training threads",
                     "cells run at once, each in its own process (same results as jobs=1)",
                 ),
                 Key("device", str, "cpu", "where cells train and are scored: cpu, 0, ..."),

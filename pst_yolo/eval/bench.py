@@ -611,9 +611,9 @@ def bench(
         fine_train: fine-aware training of the PST models trained here: ``"N"`` (fine branch on in the last N
             epochs), ``"P"`` in (0, 1] (that share of batches) or ``"0"`` (coarse only, the paper's recipe);
             None: as ``PST_FINE_TRAIN`` says (unset: coarse only). Stock models train as they are.
-        jobs: models trained at once, each in its own worker process with this process's torch thread count
-            (bit-identical to training them one after the other); None: as many as the cores hold
-            (``parallel.default_jobs``); 1: one after the other in this process. Evaluation stays sequential,
+        jobs: models trained at once, each in its own worker process (bit-identical to training them one after
+            the other: Ultralytics trains at its own thread count either way, ``runtime.training_threads``);
+            None: as many as the cores hold at that count; 1: one after the other in this process. Evaluation stays sequential,
             so its ms/image is measured on an otherwise idle process.
         precise_bn: if > 0, also evaluate each model trained here with its BatchNorm statistics re-estimated on
             that many un-augmented train images (``nn.precise_bn``; rows ``<model>+preciseBN``, weights
@@ -707,7 +707,7 @@ def bench(
     settings["jobs"] = jobs
     if jobs > 1:
         from pst_yolo.eval.parallel import Job, run_jobs
-        from pst_yolo.integration.runtime import cache_dataset_labels
+        from pst_yolo.integration.runtime import cache_dataset_labels, training_threads
 
         # Trainings started together on one dataset would each write its label cache (one of them then fails to
         # find the file the other replaced): scan the splits once here, so every job reads the same cache.
@@ -718,7 +718,8 @@ def bench(
                 f"epochs, imgsz {imgsz}, batch {batch}, recipe {recipe}; logs in {run_dir}/<model>.log"
             )
         trained = run_jobs(
-            [
+            threads=training_threads(),
+            jobs_to_run=[
                 Job(
                     model_label(m),
                     train_model,
@@ -825,15 +826,16 @@ def bench(
 
 
 def resolve_jobs(jobs: Optional[int], n_train: int) -> int:
-    """Parallel training jobs: ``jobs`` if given (>= 1), else as many as the cores hold at this process's torch
-    thread count (``parallel.default_jobs``); never more than there are models to train."""
+    """Parallel training jobs: ``jobs`` if given (>= 1), else as many as the cores hold at Ultralytics' training
+    thread count (``runtime.training_threads``: 2 jobs on a 2-core CPU); never more than there are models."""
     from pst_yolo.eval.parallel import default_jobs
+    from pst_yolo.integration.runtime import training_threads
 
     if jobs is not None and jobs < 1:
         raise ValueError(f"jobs={jobs}: must be >= 1 (1 trains the models one after the other, in this process)")
     if n_train <= 1:
         return 1
-    return min(jobs, n_train) if jobs is not None else default_jobs(n_train)
+    return min(jobs, n_train) if jobs is not None else default_jobs(n_train, threads=training_threads())
 
 
 def train_model(model: str, task: str, train_kw: Mapping[str, Any], fine_train: Any = None) -> tuple[str, float]:

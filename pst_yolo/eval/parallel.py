@@ -3,10 +3,10 @@
     from pst_yolo.eval.parallel import Job, default_jobs, run_jobs
     results = run_jobs([Job("a", train_one, {...}, log=Path("a.log")), ...], jobs=default_jobs(2))
 
-Ultralytics trains on CPU with one torch thread unless ``OMP_NUM_THREADS`` says otherwise, so on a machine with
-more cores the second core idles while a benchmark trains its models one after the other. Each job here runs
-in a fresh (spawned) interpreter with the torch thread count of the parent process, so it computes with the
-same bits as the same call made in the parent: a parallel run gives the results of a sequential one. What a
+Ultralytics trains on a CPU with ``min(8, CPUs - 1)`` torch threads (its ``select_device`` sets that count for
+every training), so on a 2-core machine one core idles while a benchmark trains its models one after the other.
+Each job here runs in a fresh (spawned) interpreter at the thread count it is given; a training there computes
+at Ultralytics' count, as it would in the parent, so a parallel run gives the bits of a sequential one. What a
 worker prints goes to the job's log file; the parent shows one status line (or, when its output is not a
 terminal, one line per reported event).
 """

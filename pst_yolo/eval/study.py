@@ -472,10 +472,11 @@ def run_study(
     replaced only with ``overwrite``, checked before any cell runs).
 
     ``jobs``: cells run at once, each in its own worker process (``eval.parallel``; output in
-    ``<project>/logs/<cell>.log``); None: as many as the cores hold at this process's torch thread count; 1: one
+    ``<project>/logs/<cell>.log``); None: as many as the cores hold at Ultralytics' training thread count; 1: one
     after the other here. A cell gives the same result either way. ``device``: where cells train and are scored
     (``cpu``, ``0``, ...)."""
     from pst_yolo.eval.parallel import default_jobs
+    from pst_yolo.integration.runtime import training_threads
 
     chosen = select(cells)
     if not cells:  # everything but the gpu cells, which need a dataset (and a project) of their own
@@ -495,7 +496,7 @@ def run_study(
     out = StudyRun(skipped=[c.id for c in chosen if c not in todo])
     if jobs is not None and jobs < 1:
         raise ValueError(f"jobs={jobs}: must be >= 1 (1 runs the cells one after the other, in this process)")
-    jobs = min(jobs, len(todo)) if jobs is not None else default_jobs(len(todo))
+    jobs = min(jobs, len(todo)) if jobs is not None else default_jobs(len(todo), threads=training_threads())
     if verbose:
         print(
             f"pst-yolo study: {len(todo)} cell(s) to run, {len(out.skipped)} already done "
@@ -563,7 +564,7 @@ def _run_parallel(
     workers share them), and cells that start from another cell's weights wait for a later wave."""
     from pst_yolo.eval.bench import DETECT
     from pst_yolo.eval.parallel import Job, run_jobs
-    from pst_yolo.integration.runtime import cache_dataset_labels
+    from pst_yolo.integration.runtime import cache_dataset_labels, training_threads
 
     data = _dataset(project, synth, verbose)
     cache_dataset_labels(str(data), "detect", (synth or DETECT.main_synth).imgsz)
@@ -573,7 +574,8 @@ def _run_parallel(
         if not wave:
             continue
         results = run_jobs(
-            [
+            threads=training_threads(),
+            jobs_to_run=[
                 Job(
                     c.id,
                     run_claimed_cell,

@@ -203,6 +203,15 @@ def trainer_progress(trainer: Any) -> tuple[int, int, int]:
     return int(trainer.args.seed), int(trainer.epoch), int(trainer.epochs)
 
 
+def training_threads() -> int:
+    """The torch thread count Ultralytics computes with on a CPU: ``select_device`` sets it to
+    ``utils.NUM_THREADS`` (``min(8, CPUs - 1)``) for every training, validation and prediction, whatever the
+    process had before. Parallel trainings are sized by it."""
+    from ultralytics.utils import NUM_THREADS
+
+    return int(NUM_THREADS)
+
+
 def cache_dataset_labels(data: str, task: str, imgsz: int) -> None:
     """Scan a dataset's splits as a trainer would, so Ultralytics writes each split's label cache now.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -102,3 +104,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def test_bench_sizes_its_jobs_by_ultralytics_training_threads(monkeypatch):
+    """Ultralytics sets torch to min(8, CPUs - 1) threads for every CPU training, whatever the parent process has."""
+    from pst_yolo.eval.bench import resolve_jobs
+    from pst_yolo.integration import runtime
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # the parent's own count does not matter
+    monkeypatch.setattr(parallel, "cpu_cores", lambda: 2)
+    monkeypatch.setattr(runtime, "training_threads", lambda: 1)
+    assert resolve_jobs(None, 3) == 2 and resolve_jobs(None, 1) == 1 and resolve_jobs(1, 3) == 1
+    monkeypatch.setattr(parallel, "cpu_cores", lambda: 8)
+    monkeypatch.setattr(runtime, "training_threads", lambda: 7)
+    assert resolve_jobs(None, 3) == 1 and resolve_jobs(5, 3) == 3
+    monkeypatch.undo()
+    assert runtime.training_threads() == min(8, max(1, (os.cpu_count() or 1) - 1))  # Ultralytics' NUM_THREADS rule
