@@ -85,8 +85,20 @@ def exported_metadata(path: Any) -> dict:
     such as CoreML on Linux): ``nn.backends.base.BaseBackend.read_metadata``, new in the 8.4 backends."""
     try:
         from ultralytics.nn.backends.base import BaseBackend
-    except ImportError as e:
-        raise RuntimeError("reading an export's metadata without loading it needs Ultralytics 8.4 (nn.backends)") from e
+    except ImportError as e:  # Ultralytics 8.3: ONNX keeps it in the model's metadata_props, folders in metadata.yaml
+        p = Path(str(path))
+        if p.suffix == ".onnx":
+            import onnx
+
+            return {prop.key: prop.value for prop in onnx.load(str(p), load_external_data=False).metadata_props}
+        if p.is_dir() and (p / "metadata.yaml").is_file():
+            import yaml
+
+            metadata = yaml.safe_load((p / "metadata.yaml").read_text())
+            return metadata if isinstance(metadata, dict) else {}
+        raise RuntimeError(
+            "reading this export's metadata without loading it needs Ultralytics 8.4 (nn.backends)"
+        ) from e
     metadata = BaseBackend.read_metadata(path)
     return metadata if isinstance(metadata, dict) else {}
 
