@@ -706,7 +706,7 @@ def bench(
     jobs = resolve_jobs(jobs, len(to_train))
     settings["jobs"] = jobs
     if jobs > 1:
-        from pst_yolo.eval.parallel import Job, run_jobs
+        from pst_yolo.eval.parallel import Job, describe_epochs, run_jobs
         from pst_yolo.integration.runtime import cache_dataset_labels, training_threads
 
         # Trainings started together on one dataset would each write its label cache (one of them then fails to
@@ -730,7 +730,7 @@ def bench(
             ],
             jobs=jobs,
             verbose=verbose,
-            describe=_describe_training,
+            describe=describe_epochs,
         )
         step += len(to_train)
     for m in models:
@@ -881,14 +881,6 @@ def precise_bn_checkpoint(weights: str, data: str, task: str, imgsz: int, images
     precise_bn(yolo.model, dataset_batches(data, task, imgsz, images, batch))
     out = Path(weights).with_name(f"{Path(weights).stem}-precise-bn.pt")
     return replace_file(out, lambda tmp: yolo.save(tmp))  # Ultralytics' checkpoint format, written as a whole
-
-
-def _describe_training(key: str, fields: Mapping[str, Any]) -> str:
-    if "epoch" in fields:
-        return f"{key} epoch {fields['epoch']}"
-    if "done" in fields:
-        return f"{key} trained"
-    return f"{key} starting"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -123,6 +123,13 @@ class _Status:
             print(flush=True)
 
 
+def describe_epochs(key: str, fields: Mapping[str, Any]) -> str:
+    """The status of a job that reports ``epoch=`` (a training, a study cell): started, epoch i/n, finished."""
+    if "epoch" in fields:
+        return f"{key} epoch {fields['epoch']}"
+    return f"{key} {'finished' if 'done' in fields else 'started'}"
+
+
 def _describe(key: str, fields: Mapping[str, Any]) -> str:
     shown = ", ".join(f"{k} {v}" for k, v in fields.items())
     return f"{key}: {shown}" if shown else key

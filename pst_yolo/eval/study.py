@@ -522,6 +522,11 @@ def run_study(
     return out
 
 
+def _ap_line(record: dict) -> str:
+    """``k=0: AP 0.452, k=8: AP 0.458``: a finished cell's scores, for the progress log."""
+    return ", ".join(f"k={r['k']}: AP {r['stats']['AP']:.3f}" for r in record["results"])
+
+
 def _tally(out: StudyRun, cell_id: str, outcome: str) -> None:
     {"ran": out.ran, "skipped": out.skipped, "busy": out.busy}[outcome].append(cell_id)
 
@@ -552,8 +557,7 @@ def run_claimed_cell(
         t0 = time.perf_counter()
         record = run_cell(cell, project, synth=synth, device=device, verbose=verbose)
     if verbose:
-        shown = ", ".join(f"k={r['k']}: AP {r['stats']['AP']:.3f}" for r in record["results"])
-        print(f"=== {cell.id} done in {(time.perf_counter() - t0) / 60:.1f} min: {shown}", flush=True)
+        print(f"=== {cell.id} done in {(time.perf_counter() - t0) / 60:.1f} min: {_ap_line(record)}", flush=True)
     return "ran"
 
 
@@ -563,7 +567,7 @@ def _run_parallel(
     """The cells in worker processes, ``jobs`` at a time: the dataset and its label cache are made first (the
     workers share them), and cells that start from another cell's weights wait for a later wave."""
     from pst_yolo.eval.bench import DETECT
-    from pst_yolo.eval.parallel import Job, run_jobs
+    from pst_yolo.eval.parallel import Job, describe_epochs, run_jobs
     from pst_yolo.integration.runtime import cache_dataset_labels, training_threads
 
     data = _dataset(project, synth, verbose)
@@ -586,20 +590,13 @@ def _run_parallel(
             ],
             jobs=jobs,
             verbose=verbose,
-            describe=_describe_cell,
+            describe=describe_epochs,
         )
         for c in wave:
             _tally(out, c.id, results[c.id])
             if verbose and results[c.id] == "ran":
                 rec = read_cell(project, c)
-                shown = ", ".join(f"k={r['k']}: AP {r['stats']['AP']:.3f}" for r in rec["results"])
-                print(f"=== {c.id} done in {rec['seconds'] / 60:.1f} min: {shown}", flush=True)
-
-
-def _describe_cell(key: str, fields) -> str:
-    if "epoch" in fields:
-        return f"{key} epoch {fields['epoch']}"
-    return f"{key} {'finished' if 'done' in fields else 'started'}"
+                print(f"=== {c.id} done in {rec['seconds'] / 60:.1f} min: {_ap_line(rec)}", flush=True)
 
 
 def study_status(project: str | Path = DEFAULT_PROJECT, cells: Optional[Sequence[str]] = None) -> str:
