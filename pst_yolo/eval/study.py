@@ -90,6 +90,7 @@ def _study_config(name: str) -> str:
 STUDY_CONFIGS = {  # configs in cfg/study (used by path) -> the levels PST is at
     "yolo11n-pst-p3.yaml": "P3",
     "yolo11n-pst-identity.yaml": "P3 and P4",  # init=identity
+    "yolo11n-pst-p4-identity.yaml": "P4",  # init=identity
 }
 # yolo11n-pst-p4.yaml (PST at P4 only) began here and now ships (cfg/yolo11-pst-p4.yaml): cells use its bare name.
 
@@ -110,6 +111,10 @@ def grid() -> list[Cell]:
     cells += [Cell(f"layers/yolo11n-pst-p4/s{seed}", "layers", "yolo11n-pst-p4.yaml", seed) for seed in SEEDS[1:]]
     # Issue 20, candidate c: a steadier start, each PST block starting as the identity.
     cells += [Cell(f"init/yolo11n-pst-identity/s{seed}", "init", "yolo11n-pst-identity.yaml", seed) for seed in SEEDS]
+    # Issue 20, candidate f (declared after a and c): both at once, PST at P4 only starting as the identity.
+    cells += [
+        Cell(f"init/yolo11n-pst-p4-identity/s{seed}", "init", "yolo11n-pst-p4-identity.yaml", seed) for seed in SEEDS
+    ]
     # Issue 20, candidate e: Precise BatchNorm, stock and PST alike (each cell: as trained, and re-estimated).
     for seed in SEEDS:
         cells += [
@@ -146,6 +151,12 @@ def grid() -> list[Cell]:
             Cell(f"curves/{Path(m).stem}/s{seed}", "curves", m, seed, epochs=CURVE_EPOCHS, train_args=(("val", True),))
             for m in ("yolo11n.yaml", "yolo11n-pst.yaml")
         ]
+    # ... and the candidate that met the shipping rule at the main job's budget (a: PST at P4 only), seeds 0-2.
+    cells += [
+        Cell(f"curves/yolo11n-pst-p4/s{seed}", "curves", "yolo11n-pst-p4.yaml", seed, epochs=CURVE_EPOCHS,
+             train_args=(("val", True),))
+        for seed in SEEDS
+    ]  # fmt: skip
     return cells
 
 
@@ -857,8 +868,12 @@ def candidates() -> list[Candidate]:
                   ("init/yolo11n-pst-identity", 8, r), ("noise/yolo11n", None, r)),
         Candidate("d", f"{CURVE_EPOCHS} epochs, yolo11n-pst k = 8 vs yolo11n",
                   ("curves/yolo11n-pst", 8, r), ("curves/yolo11n", None, r)),
+        Candidate("d-p4", f"{CURVE_EPOCHS} epochs, PST at P4 only k = 8 vs yolo11n",
+                  ("curves/yolo11n-pst-p4", 8, r), ("curves/yolo11n", None, r)),
         Candidate("e", "Precise BatchNorm on both (512 train images), yolo11n-pst k = 8 vs yolo11n",
                   ("precisebn/yolo11n-pst", 8, pbn), ("precisebn/yolo11n", None, pbn)),
+        Candidate("f", "PST at P4 only with init=identity (a + c), k = 8",
+                  ("init/yolo11n-pst-p4-identity", 8, r), ("noise/yolo11n", None, r)),
     ]  # fmt: skip
 
 
