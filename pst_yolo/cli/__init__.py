@@ -191,9 +191,14 @@ def _main(args: list[str]) -> int:
         if mode in STOCK_MODES or mode in STOCK_TASKS or "=" in mode:
             return run_stock(args)
         raise CLIError(f"unknown mode '{mode}'. Valid modes: {', '.join([*commands, *STOCK_MODES])}")
-    except (CLIError, ValueError, FileNotFoundError) as e:  # bad input: the message says what to fix
-        print(f"pst-yolo {mode}: error: {e}", file=sys.stderr)
+    except (CLIError, ValueError, FileNotFoundError, DemoError) as e:  # bad input: the message says what to fix
+        # (DemoError: a source, model or setting the demo, app or explain cannot use: bad input like the rest)
+        print(f"pst-yolo {mode}: error: {one_line(e)}", file=sys.stderr)
         return 2
-    except DemoError as e:  # a source or model that cannot be used
-        print(f"pst-yolo {mode}: error: {e}", file=sys.stderr)
-        return 1
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message as one line: its first, which says what is wrong (Ultralytics' device errors, for
+    one, append lines of torch diagnostics that would bury it)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

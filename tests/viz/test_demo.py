@@ -344,11 +344,11 @@ def test_cli_bad_input_is_one_line_and_nonzero(assets, tmp_path, capsys):
     garbage.write_bytes(os.urandom(2048))
     bad_image = assets.images / "broken.jpg"
     cases = [
-        ([f"source={tmp_path / 'missing.mp4'}", f"model={assets.pt}"], 1, "source not found"),
-        ([f"source={garbage}", f"model={assets.pt}"], 1, "could not read a video frame"),
-        ([f"source={bad_image}", f"model={assets.pt}"], 1, "cannot read image"),
-        (["source=99", f"model={assets.pt}"], 1, "camera 99 could not be opened"),
-        ([f"source={assets.video}", f"model={tmp_path / 'missing.pt'}"], 1, "model file not found"),
+        ([f"source={tmp_path / 'missing.mp4'}", f"model={assets.pt}"], 2, "source not found"),
+        ([f"source={garbage}", f"model={assets.pt}"], 2, "could not read a video frame"),
+        ([f"source={bad_image}", f"model={assets.pt}"], 2, "cannot read image"),
+        (["source=99", f"model={assets.pt}"], 2, "camera 99 could not be opened"),
+        ([f"source={assets.video}", f"model={tmp_path / 'missing.pt'}"], 2, "model file not found"),
         ([f"model={assets.pt}"], 2, "needs source="),
         ([f"source={assets.video}", f"model={assets.pt}", "speed=fast"], 2, "unknown key 'speed'"),
         ([f"source={assets.video}", f"model={assets.pt}", "topk=-1"], 2, "topk"),
@@ -376,7 +376,7 @@ def test_cli_demo_runs_and_scripts_demo_is_the_same_command(assets, tmp_path, ca
     script = runpy.run_path(str(REPO / "scripts" / "demo.py"), run_name="pst_yolo_demo_script")
     assert script["main"](["--help"]) == 0 and "keys: f coarse/fine" in capsys.readouterr().out
     assert script["main"](["explain", "--help"]) == 0 and "pst-yolo explain" in capsys.readouterr().out
-    assert script["main"]([f"source={tmp_path / 'none.mp4'}", "model=x.pt"]) == 1
+    assert script["main"]([f"source={tmp_path / 'none.mp4'}", "model=x.pt"]) == 2
 
 
 # ------------------------------------------------------------------------------------------------

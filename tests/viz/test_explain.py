@@ -253,15 +253,15 @@ def test_cli_explain(pst_pt, image, tmp_path, capsys):
         return rc, err
 
     rc, err = error([f"image={tmp_path / 'missing.jpg'}", f"model={pst_pt}"])
-    assert rc == 1 and "image not found" in err
+    assert rc == 2 and "image not found" in err
     rc, err = error([f"image={image}", "model=exported.onnx"])
-    assert rc == 1 and "needs a PyTorch model" in err
+    assert rc == 2 and "needs a PyTorch model" in err
     rc, err = error([f"image={image}", f"model={tmp_path / 'nope.pt'}"])
-    assert rc == 1 and "model file not found" in err
+    assert rc == 2 and "model file not found" in err
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
     rc, err = error([f"image={bad}", f"model={pst_pt}"])
-    assert rc == 1 and "cannot read image" in err
+    assert rc == 2 and "cannot read image" in err
     rc, err = error([f"model={pst_pt}"])
     assert rc == 2 and "image= is required" in err
     rc, err = error([f"image={image}", f"model={pst_pt}", "colour=red"])
