@@ -5,6 +5,7 @@ Everything that reads command-line words goes through here; nothing outside ``ps
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -29,8 +30,11 @@ def to_bool(value: str) -> bool:
 
 
 def str_list(value: str) -> list[str]:
-    """``"a, b,"`` -> ``["a", "b"]``."""
-    return [v for v in (x.strip() for x in str(value).split(",")) if v]
+    """``"a, b,"`` -> ``["a", "b"]``; a list with nothing in it (``","``) is an error."""
+    items = [v for v in (x.strip() for x in str(value).split(",")) if v]
+    if not items:
+        raise ValueError("expected a comma-separated list, e.g. a,b")
+    return items
 
 
 def int_list(value: str) -> list[int]:
@@ -49,9 +53,28 @@ def topk_list(value: str) -> list[int]:
     return [int(v) for v in items]
 
 
+def integer(value: str) -> int:
+    """A whole number written as one (``8``, ``-1``); ``1.5`` or ``abc`` is an error that says so."""
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError("expected a whole number, e.g. 8") from None
+
+
+def number(value: str) -> float:
+    """A finite number (``0.5``, ``2``); ``nan``, ``inf`` and words are errors."""
+    try:
+        result = float(str(value).strip())
+    except ValueError:
+        raise ValueError("expected a number, e.g. 0.5") from None
+    if not math.isfinite(result):
+        raise ValueError("expected a finite number, e.g. 0.5")
+    return result
+
+
 def optional_int(value: str) -> int | None:
-    """An integer, or ``none`` / ``-`` / empty for None."""
-    return None if str(value).strip().lower() in ("", "none", "-") else int(value)
+    """An integer, or ``none`` / ``-`` for None."""
+    return None if str(value).strip().lower() in ("none", "-") else integer(value)
 
 
 def topk_value(value: str) -> int:
@@ -59,6 +82,74 @@ def topk_value(value: str) -> int:
     from pst_yolo.nn.topk import parse_topk
 
     return parse_topk(value, source="topk")
+
+
+# The kinds of number the keys take: text -> number, then the rule of pst_yolo.eval.inputs that the Python API
+# applies too (so a rule is written once, and the command line refuses a bad value before anything is loaded).
+def count(value: str) -> int:
+    """An integer >= 1 (batch, epochs, runs, ...)."""
+    from pst_yolo.eval.inputs import positive
+
+    return positive(integer(value))
+
+
+def image_size(value: str) -> int:
+    """An input size in pixels, 1 to 8192."""
+    from pst_yolo.eval.inputs import image_size as rule
+
+    return rule(integer(value))
+
+
+def non_negative(value: str) -> int:
+    """An integer >= 0 (workers, warmup, ...: 0 means none or off)."""
+    from pst_yolo.eval.inputs import non_negative as rule
+
+    return rule(integer(value))
+
+
+def seed(value: str) -> int:
+    """A random seed, 0 to 2**32 - 1."""
+    from pst_yolo.eval.inputs import seed as rule
+
+    return rule(integer(value))
+
+
+def fraction(value: str) -> float:
+    """A number from 0 to 1 (conf, iou, an opacity)."""
+    from pst_yolo.eval.inputs import fraction as rule
+
+    return rule(number(value))
+
+
+def distance(value: str) -> float:
+    """A finite number >= 0 (a tolerance in pixels)."""
+    result = number(value)
+    if result < 0:
+        raise ValueError("must be >= 0")
+    return result
+
+
+OTHER_DEVICES = ("npu", "xpu", "tpu", "intel", "vulkan")  # checked by Ultralytics itself when it selects them
+
+
+def device(value: str) -> str:
+    """``cpu``, ``mps``, CUDA device numbers (``0``, ``0,1``, ``cuda:0``), or a device Ultralytics knows by name;
+    a CUDA number this machine does not have is an error now, not after a dataset was generated."""
+    text = str(value).strip()
+    lower = text.lower()
+    if lower in ("cpu", "mps", "-1") or lower.startswith(OTHER_DEVICES):  # (-1: Ultralytics picks an idle GPU)
+        return text
+    numbers = ["0"] if lower == "cuda" else lower.removeprefix("cuda:").split(",")
+    if not all(n.strip().isdigit() for n in numbers):
+        raise ValueError("expected cpu, mps or CUDA device numbers, e.g. 0 or 0,1")
+    import torch
+
+    visible = torch.cuda.device_count()  # (counts devices without starting CUDA in this process)
+    missing = [n.strip() for n in numbers if int(n) >= visible]
+    if missing:
+        have = f"CUDA devices 0..{visible - 1}; use device=cpu or one of those" if visible else "no CUDA device"
+        raise ValueError(f"this machine has {have}" + ("" if visible else "; use device=cpu"))
+    return text
 
 
 # --------------------------------------------------------------------------------------------------
@@ -112,6 +203,9 @@ def parse_kv(words: Sequence[str], keys: Sequence[Key], command: str) -> dict[st
             raise CLIError(f"'{word}' is not key=value; `pst-yolo {command}` takes: {names}")
         if key not in by_name:
             raise CLIError(f"unknown key '{key}' for `pst-yolo {command}`; valid keys: {names}")
+        if not value.strip():  # `key=`: for a path it would mean the current folder, for a list nothing at all
+            leave = "" if by_name[key].required else f", or leave {key}= out for its default"
+            raise CLIError(f"{key}= is empty; give a value{leave} (see `pst-yolo {command} --help`)")
         try:
             out[key] = by_name[key].convert(value)
         except ValueError as e:

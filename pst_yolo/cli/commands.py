@@ -12,7 +12,24 @@ from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from typing import Any, Callable, Union
 
-from pst_yolo.cli.args import CLIError, Key, optional_int, str_list, to_bool, topk_list, topk_value
+from pst_yolo.cli.args import (
+    CLIError,
+    Key,
+    count,
+    device,
+    distance,
+    fraction,
+    image_size,
+    integer,
+    non_negative,
+    number,
+    optional_int,
+    seed,
+    str_list,
+    to_bool,
+    topk_list,
+    topk_value,
+)
 
 
 @dataclass(frozen=True)
@@ -197,8 +214,9 @@ def run_app(opts: dict) -> int:
 def run_explain(opts: dict) -> int:
     from pst_yolo.viz.explain import explain
 
+    if "image" in opts and "source" in opts:  # (one would be silently ignored)
+        raise CLIError("give image= or source= (the same key), not both")
     image = opts.pop("image", None) or opts.pop("source", None)
-    opts.pop("source", None)
     if image is None:
         raise CLIError("image= is required (an image file or a folder of images)")
     explain(image, opts.pop("model"), **opts)
@@ -216,27 +234,36 @@ def run_convert(opts: dict) -> int:
     return 0
 
 
+# The keys each `pst-yolo study` action reads (a key another action reads would be silently ignored here)
+STUDY_ACTION_KEYS = {
+    "run": ("cells", "project", "force", "jobs", "device", "train", "val", "synth_imgsz", "overwrite"),
+    "list": ("cells", "project"),
+    "report": ("project", "out", "overwrite"),
+}
+STUDY_ACTION_WHY = {
+    "run": "a run writes its report into project=; out= is for `pst-yolo study report`",
+    "list": "a list only reads the cells' result files",
+    "report": "a report reads every finished cell and runs none",
+}
+
+
 def run_study(opts: dict) -> int:
     from pst_yolo.eval import study
 
     action = opts.pop("action", "run")
-    if action not in ("run", "list", "report"):
+    if action not in STUDY_ACTION_KEYS:
         raise CLIError(f"study: the first word must be run, list or report, got {action!r}")
+    ignored = [k for k in opts if k not in STUDY_ACTION_KEYS[action]]
+    if ignored:
+        raise CLIError(
+            f"study {action} takes {', '.join(k + '=' for k in STUDY_ACTION_KEYS[action])}; "
+            f"{', '.join(k + '=' for k in ignored)} would be ignored ({STUDY_ACTION_WHY[action]})"
+        )
     if action == "list":
-        for key in ("force", "jobs", "device", "overwrite"):
-            opts.pop(key, None)
         print(study.study_status(opts.get("project", study.DEFAULT_PROJECT), opts.get("cells")))
     elif action == "report":
-        running_keys = [k for k in ("cells", "force", "jobs", "device") if k in opts]
-        if running_keys:
-            raise CLIError(
-                f"study report reads every finished cell; {', '.join(k + '=' for k in running_keys)} "
-                "are for running cells"
-            )
         print(f"written: {study.write_report(**opts)}")
     else:
-        if "out" in opts:
-            raise CLIError("out= is for `pst-yolo study report`; a run writes its report into project=")
         sizes = {k: opts.pop(k) for k in ("train", "val", "synth_imgsz") if k in opts}
         if sizes:  # another dataset than the cells' default, e.g. a tiny one to try the gpu cells on a CPU
             from pst_yolo.data.synth import SynthSpec
@@ -266,7 +293,7 @@ BENCH_DEFAULTS = {
 
 JOBS_KEY = Key(
     "jobs",
-    int,
+    count,
     "cores / training threads",
     "trainings run at once, each in its own process (same results as jobs=1, one after the other)",
 )
@@ -283,17 +310,17 @@ def _training_keys(task: str) -> tuple[Key, ...]:
             "comma-separated .yaml configs (trained) and/or .pt weights (evaluated as they are)",
         ),
         Key("topk", topk_list, "0,8", "k values at which PST models are evaluated"),
-        Key("epochs", int, f"{epochs} (synthetic) / 100", "training epochs"),
+        Key("epochs", count, f"{epochs} (synthetic) / 100", "training epochs"),
         Key(
             "imgsz",
-            int,
+            image_size,
             f"the set's own / {imgsz}",
             "training and evaluation size (a .pt is evaluated at its own training size unless given)",
         ),
-        Key("batch", int, f"{batch} (synthetic) / 16", "training batch"),
-        Key("workers", int, 0, "dataloader workers"),
-        Key("seed", int, 0, "training seed"),
-        Key("device", str, "cpu", "cpu, 0, 0,1, ..."),
+        Key("batch", count, f"{batch} (synthetic) / 16", "training batch"),
+        Key("workers", non_negative, 0, "dataloader workers"),
+        Key("seed", seed, 0, "training seed"),
+        Key("device", device, "cpu", "cpu, 0, 0,1, ..."),
         Key("project", str, "runs/pst-bench", "parent of the run folder"),
         Key("name", str, "bench" if detect else task, "run folder name (numbered if it exists)"),
         Key("exist_ok", to_bool, False, "reuse the named run folder (if empty or an earlier pst-yolo run)"),
@@ -304,18 +331,18 @@ def _training_keys(task: str) -> tuple[Key, ...]:
             "PST_FINE_TRAIN if set, else 0",
             "PST models: fine-aware training (N = the last N epochs, P in (0,1] = that share of batches)",
         ),
-        Key("eval_batch", int, "1" if detect else "1 (synthetic) / batch", "evaluation batch (1: per-image latency)"),
+        Key("eval_batch", count, "1" if detect else "1 (synthetic) / batch", "evaluation batch (1: per-image latency)"),
         JOBS_KEY,
         Key(
             "precise_bn",
-            int,
+            non_negative,
             0,
             "also score each trained model with BatchNorm statistics re-estimated on this many train images (0: off)",
         ),
-        Key("train", int, None, "generated set: train images (no data= only)"),
-        Key("val", int, None, "generated set: val images (no data= only)"),
-        Key("synth_imgsz", int, None, "generated set: image size (no data= only)"),
-        Key("synth_seed", int, None, "generated set: seed (no data= only)"),
+        Key("train", integer, None, "generated set: train images (no data= only)"),
+        Key("val", integer, None, "generated set: val images (no data= only)"),
+        Key("synth_imgsz", integer, None, "generated set: image size (no data= only)"),
+        Key("synth_seed", integer, None, "generated set: seed (no data= only)"),
     )
 
 
@@ -336,7 +363,7 @@ def _synth_detect_keys(out: str = "datasets/pst-synth") -> tuple[Key, ...]:
         *(
             Key(
                 f.name,
-                float if isinstance(getattr(spec, f.name), float) else int,
+                number if isinstance(getattr(spec, f.name), float) else integer,  # (the spec checks the ranges)
                 getattr(spec, f.name),
                 "per-split image count" if f.name in ("train", "val") else "",
             )
@@ -353,7 +380,7 @@ def _synth_classify_keys() -> tuple[Key, ...]:
     return (
         Key("out", str, "datasets/pst-synth-cls", "output folder (or the first bare word)"),
         *(
-            Key(f.name, int, getattr(spec, f.name), "images per class" if f.name in ("train", "val") else "")
+            Key(f.name, integer, getattr(spec, f.name), "images per class" if f.name in ("train", "val") else "")
             for f in fields(ClassifySynthSpec)
         ),
         OVERWRITE_KEY,
@@ -363,11 +390,11 @@ def _synth_classify_keys() -> tuple[Key, ...]:
 TRAINED_SIZE = "the model's training size (640 for a .yaml)"  # as `yolo val` / `yolo predict` choose it
 
 PREDICT_KEYS = (
-    Key("imgsz", int, TRAINED_SIZE, "inference size; a different one is used with a warning"),
-    Key("conf", float, 0.25, "confidence threshold"),
-    Key("iou", float, 0.7, "NMS IoU"),
-    Key("max_det", int, 300, "detections per image"),
-    Key("device", str, "cpu", "cpu, 0, ..."),
+    Key("imgsz", image_size, TRAINED_SIZE, "inference size; a different one is used with a warning"),
+    Key("conf", fraction, 0.25, "confidence threshold"),
+    Key("iou", fraction, 0.7, "NMS IoU"),
+    Key("max_det", count, 300, "detections per image"),
+    Key("device", device, "cpu", "cpu, 0, ..."),
     Key("topk", topk_value, "the model's", "k of every PST layer"),
     Key("project", str, "runs/pst", "parent of the run folder"),
     Key("save_dir", str, None, "exact output folder (new, empty or an earlier pst-yolo run folder)"),
@@ -400,7 +427,7 @@ def build_commands() -> dict[str, Command]:
             Key("data", str, None, "an ImageFolder root (train/<class>, val/<class>); none: generate one"),
             *_training_keys("classify"),
             Key("split", str, "val", "the split validated"),
-            Key("classes", int, None, "generated set: number of classes (no data= only)"),
+            Key("classes", integer, None, "generated set: number of classes (no data= only)"),
         ),
         example="pst-yolo bench task=classify",
     )
@@ -488,9 +515,9 @@ def build_commands() -> dict[str, Command]:
             run_quickstart,
             keys=(
                 Key("model", str, "yolo11n-pst.yaml", "a PST config or checkpoint"),
-                Key("imgsz", int, 640, "inference size"),
+                Key("imgsz", image_size, 640, "inference size"),
                 Key("topk", topk_value, 8, "the fine k compared with k = 0"),
-                Key("device", str, "cpu", "cpu, 0, ..."),
+                Key("device", device, "cpu", "cpu, 0, ..."),
             ),
             example="pst-yolo quickstart imgsz=320",
         ),
@@ -503,10 +530,10 @@ def build_commands() -> dict[str, Command]:
                 Key("model", str, None, ".pt checkpoint (or a PST .yaml)", required=True),
                 Key("data", str, None, "an Ultralytics data.yaml or ImageFolder", required=True),
                 Key("topk", topk_list, "0,4,8,16", "k values"),
-                Key("imgsz", int, TRAINED_SIZE, "validation size; a different one is used with a warning"),
-                Key("batch", int, 16, "validation batch"),
-                Key("device", str, None, "cpu, 0, ..."),
-                Key("workers", int, 2, "dataloader workers"),
+                Key("imgsz", image_size, TRAINED_SIZE, "validation size; a different one is used with a warning"),
+                Key("batch", count, 16, "validation batch"),
+                Key("device", device, None, "cpu, 0, ..."),
+                Key("workers", non_negative, 2, "dataloader workers"),
                 Key("split", str, "val", "split to validate"),
                 Key("save_dir", str, None, "also write compare.md / compare.csv here"),
             ),
@@ -537,7 +564,7 @@ def build_commands() -> dict[str, Command]:
                 Key("save", to_bool, "when headless", "write the annotated video/images to the run folder"),
                 *(k for k in PREDICT_KEYS if k.name != "project"),
                 Key("overlay", to_bool, False, "start with the attention overlay on"),
-                Key("overlay_alpha", float, 0.3, "heat-map opacity 0..1 (keys [ and ] change it)"),
+                Key("overlay_alpha", fraction, 0.3, "heat-map opacity 0..1 (keys [ and ] change it)"),
                 Key(
                     "realtime",
                     to_bool,
@@ -546,9 +573,9 @@ def build_commands() -> dict[str, Command]:
                 ),
                 Key("project", str, "runs/pst", "parent of the run folder"),
                 Key("name", str, "demo", "run folder name (numbered)"),
-                Key("max_frames", int, None, "stop after N frames"),
-                Key("delay", int, 1000, "ms each image stays in the window"),
-                Key("reconnect", int, 3, "attempts when a stream drops"),
+                Key("max_frames", count, None, "stop after N frames"),
+                Key("delay", count, 1000, "ms each image stays in the window"),
+                Key("reconnect", non_negative, 3, "attempts when a stream drops"),
             ),
             example="pst-yolo demo source=0 model=best.pt   (keys: f coarse/fine, +/- k, v attention, "
             "[/] its opacity, space pause, s save, q quit)",
@@ -560,14 +587,14 @@ def build_commands() -> dict[str, Command]:
             run_app,
             keys=(
                 Key("host", str, "127.0.0.1", "address to serve on (0.0.0.0: every interface)"),
-                Key("port", int, 8501, "port to serve on"),
+                Key("port", integer, 8501, "port to serve on"),
                 Key("model", str, "yolo11n-pst.yaml", "the model the page starts with (.pt, an export, a .yaml)"),
                 Key("source", str, None, "a stream URL or a file on this machine to start with (default: the sample)"),
-                Key("imgsz", int, 640, "inference size"),
-                Key("conf", float, 0.25, "confidence threshold the page starts with"),
+                Key("imgsz", image_size, 640, "inference size"),
+                Key("conf", fraction, 0.25, "confidence threshold the page starts with"),
                 Key("topk", topk_value, None, "k the page starts with (PyTorch PST models)"),
-                Key("device", str, "cpu", "cpu, 0, ..."),
-                Key("max_frames", int, None, "frames per play (default: until the source ends)"),
+                Key("device", device, "cpu", "cpu, 0, ..."),
+                Key("max_frames", count, None, "frames per play (default: until the source ends)"),
             ),
             example='pip install "pst-yolo[app]"; pst-yolo app model=best.pt   (then open http://127.0.0.1:8501)',
         ),
@@ -584,8 +611,8 @@ def build_commands() -> dict[str, Command]:
                 Key("project", str, "runs/pst", "parent of the run folder"),
                 Key("name", str, "explain", "run folder name (numbered)"),
                 Key("out", str, None, "exact PNG path (one image)"),
-                Key("max_side", int, 640, "longest side of each panel"),
-                Key("seed", int, None, "seed torch first: a random-weights .yaml gives the same picture"),
+                Key("max_side", count, 640, "longest side of each panel"),
+                Key("seed", seed, None, "seed torch first: a random-weights .yaml gives the same picture"),
                 Key("overwrite", to_bool, False, "replace an existing out= file"),
             ),
             example="pst-yolo explain image=bus.jpg model=best.pt",
@@ -596,8 +623,8 @@ def build_commands() -> dict[str, Command]:
             "pst_yolo.eval.tables.config_rows",
             run_configs,
             keys=(
-                Key("imgsz", int, "640 detect / 224 classify", "image size of the GFLOPs count"),
-                Key("nc", int, "the YAML's", "number of classes"),
+                Key("imgsz", image_size, "640 detect / 224 classify", "image size of the GFLOPs count"),
+                Key("nc", count, "the YAML's", "number of classes"),
             ),
             example="pst-yolo configs imgsz=640",
         ),
@@ -613,12 +640,12 @@ def build_commands() -> dict[str, Command]:
                 Key("images", str, None, "folder the JSON's file names are relative to", required=True),
                 Key("annotations", str, None, "COCO instances JSON", required=True),
                 Key("topk", optional_int, "the model's", "k of every PST layer (none: the model's)"),
-                Key("imgsz", int, TRAINED_SIZE, "inference size; a different one is used with a warning"),
-                Key("batch", int, 16, "images per forward pass"),
-                Key("conf", float, 0.001, "confidence threshold (COCO protocol)"),
-                Key("iou", float, 0.7, "NMS IoU"),
-                Key("max_det", int, 100, "detections per image"),
-                Key("device", str, None, "cpu, 0, ..."),
+                Key("imgsz", image_size, TRAINED_SIZE, "inference size; a different one is used with a warning"),
+                Key("batch", count, 16, "images per forward pass"),
+                Key("conf", fraction, 0.001, "confidence threshold (COCO protocol)"),
+                Key("iou", fraction, 0.7, "NMS IoU"),
+                Key("max_det", count, 100, "detections per image"),
+                Key("device", device, None, "cpu, 0, ..."),
                 Key("class_map", str, None, "coco_map.json of the dataset (class index -> category id)"),
                 Key("save", str, "runs/pst-coco/<model>_k<k>_detections.json", "detections JSON path"),
             ),
@@ -648,7 +675,7 @@ def build_commands() -> dict[str, Command]:
                     "other files (kept, never replaced)",
                 ),
                 Key("verify", to_bool, True, "open every image to check its size"),
-                Key("tolerance", float, 1.0, "pixels a box may run past the border"),
+                Key("tolerance", distance, 1.0, "pixels a box may run past the border"),
             ),
             example="pst-yolo coco2yolo out=datasets/coco val=annotations/instances_val2017.json val_images=val2017",
         ),
@@ -659,9 +686,9 @@ def build_commands() -> dict[str, Command]:
             run_speed,
             keys=(
                 Key("models", str_list, "yolo11n.yaml,yolo11n-pst.yaml", "configs or checkpoints"),
-                Key("imgsz", int, "640 (320 with train_step)", "input size"),
-                Key("batch", int, "1 (8 with train_step)", "batch"),
-                Key("threads", int, 2, "CPU threads"),
+                Key("imgsz", image_size, "640 (320 with train_step)", "input size"),
+                Key("batch", count, "1 (8 with train_step)", "batch"),
+                Key("threads", count, 2, "CPU threads"),
                 Key(
                     "runtime",
                     str_list,
@@ -670,14 +697,14 @@ def build_commands() -> dict[str, Command]:
                     "torchscript, litert",
                 ),
                 Key("topk", topk_list, "0,8", "k values of PST models"),
-                Key("device", str, "cpu", "cpu, 0, ..."),
+                Key("device", device, "cpu", "cpu, 0, ..."),
                 Key("half", to_bool, False, "fp16 (CUDA)"),
-                Key("runs", int, 20, "timed rounds"),
-                Key("warmup", int, 5, "warm-up rounds"),
+                Key("runs", count, 20, "timed rounds"),
+                Key("warmup", non_negative, 5, "warm-up rounds"),
                 Key("train_step", to_bool, False, "time a training step"),
                 Key("memory", to_bool, True, "measure peak memory"),
                 Key("flops", to_bool, True, "count GFLOPs"),
-                Key("opset", int, None, "ONNX opset"),
+                Key("opset", count, None, "ONNX opset"),
                 Key("project", str, "runs/speed", "parent of the run folder"),
                 Key("name", str, "exp", "run folder name"),
             ),
@@ -702,14 +729,16 @@ def build_commands() -> dict[str, Command]:
                 Key("out", str, "project=", "report: the folder for study.md, noise.png, curves.png"),
                 Key(
                     "jobs",
-                    int,
+                    count,
                     "cores / training threads",
                     "cells run at once, each in its own process (same results as jobs=1)",
                 ),
-                Key("device", str, "cpu", "where cells train and are scored: cpu, 0, ..."),
-                Key("train", int, None, "the generated set: train images (default: the main job's; gpu cells: 2000)"),
-                Key("val", int, None, "the generated set: val images"),
-                Key("synth_imgsz", int, None, "the generated set: image size"),
+                Key("device", device, "cpu", "where cells train and are scored: cpu, 0, ..."),
+                Key(
+                    "train", integer, None, "the generated set: train images (default: the main job's; gpu cells: 2000)"
+                ),
+                Key("val", integer, None, "the generated set: val images"),
+                Key("synth_imgsz", integer, None, "the generated set: image size"),
                 Key(
                     "overwrite",
                     to_bool,

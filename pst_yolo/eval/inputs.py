@@ -8,6 +8,8 @@ import contextlib
 from pathlib import Path
 from typing import Any, Optional
 
+from pst_yolo.data.writer import MAX_IMGSZ
+
 WEIGHT_SUFFIXES = (".pt",)
 CONFIG_SUFFIXES = (".yaml", ".yml")
 
@@ -41,7 +43,7 @@ def load_model(model: Any, task: Optional[str] = None, quiet: bool = False) -> A
     check_model_file(model)
     from ultralytics import YOLO
 
-    from pst_yolo.integration.runtime import quiet_ultralytics
+    from pst_yolo.integration.runtime import check_model_kind, quiet_ultralytics
 
     try:
         with quiet_ultralytics() if quiet else contextlib.nullcontext():
@@ -57,55 +59,81 @@ def load_model(model: Any, task: Optional[str] = None, quiet: bool = False) -> A
         raise
     except Exception as e:  # TypeError for a damaged or refused checkpoint, KeyError for a broken YAML, ...
         raise ValueError(f"model {model} cannot be loaded: {str(e).strip() or type(e).__name__}") from e
-    return check_loaded(model, yolo)
+    return check_model_kind(model, yolo)
 
 
-def _export_suffixes() -> set[str]:
-    """The file suffixes of Ultralytics' export formats (``.onnx``, ``.torchscript``, ...)."""
-    try:
-        from ultralytics.engine.exporter import export_formats
-
-        return {s.lower() for s in export_formats()["Suffix"] if s.startswith(".")}
-    except Exception:  # (a changed table: accept any suffix, as before)
-        return set()
+# --------------------------------------------------------------------------------------------------
+# Settings: one rule per kind of value, shared by the Python API (check_*) and the command line's converters
+# (pst_yolo.cli.args); each raises a ValueError that says what the value must be, without the key's name.
+# --------------------------------------------------------------------------------------------------
+MAX_SEED = 2**32 - 1  # NumPy's seeds (Ultralytics seeds NumPy with the training seed) stop here
 
 
-def check_loaded(model: Any, yolo: Any) -> Any:
-    """A file that is neither a checkpoint, a config nor an export (a text file, an image) builds a ``YOLO``
-    object without a network; refuse it here rather than fail later deep inside."""
-    import torch
-
-    path = Path(str(model))
-    if isinstance(getattr(yolo, "model", None), torch.nn.Module) or not path.is_file():
-        return yolo
-    known = _export_suffixes()
-    if known and path.suffix.lower() not in known:
-        raise ValueError(
-            f"model {model} is not a .pt checkpoint, a .yaml config or an exported model (suffix "
-            f"{path.suffix or 'none'}); give one of those"
-        )
-    return yolo
+def positive(value: Any) -> int:
+    """A count (``batch``, ``epochs``, ``runs``, ...): an integer >= 1."""
+    if isinstance(value, bool) or int(value) != value or int(value) < 1:
+        raise ValueError("must be >= 1")
+    return int(value)
 
 
-MAX_IMGSZ = 8192  # an image size beyond this needs GBs per image and is no detector's input size
+def image_size(value: Any) -> int:
+    """An input size in pixels: an integer from 1 to :data:`MAX_IMGSZ`."""
+    size = positive(value)
+    if size > MAX_IMGSZ:
+        raise ValueError(f"at most {MAX_IMGSZ} (larger inputs take GBs of memory per image)")
+    return size
+
+
+def non_negative(value: Any) -> int:
+    """A count where 0 means none or off (``workers``, ``warmup``, ``precise_bn``, ...): an integer >= 0."""
+    if isinstance(value, bool) or int(value) != value or int(value) < 0:
+        raise ValueError("must be >= 0")
+    return int(value)
+
+
+def seed(value: Any) -> int:
+    """A random seed: an integer from 0 to :data:`MAX_SEED`."""
+    if non_negative(value) > MAX_SEED:
+        raise ValueError(f"at most {MAX_SEED} (2**32 - 1, the largest seed NumPy takes)")
+    return int(value)
+
+
+def fraction(value: Any) -> float:
+    """A threshold or share (``conf``, ``iou``, an opacity): a number from 0 to 1 (NaN is not one)."""
+    if isinstance(value, bool) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return float(value)
+
+
+def _check_each(rule, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        if value is not None:
+            try:
+                rule(value)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{key}={value!r}: {e}") from None
 
 
 def check_positive(**values: Any) -> None:
     """Each value must be an integer >= 1 (``batch``, ``imgsz``, ``epochs``, ...), ``imgsz`` at most
     :data:`MAX_IMGSZ`; None passes."""
-    bad = [f"{k}={v!r}" for k, v in values.items() if v is not None and (isinstance(v, bool) or int(v) < 1)]
-    if bad:
-        raise ValueError(f"{', '.join(bad)}: must be >= 1")
-    imgsz = values.get("imgsz")
-    if imgsz is not None and int(imgsz) > MAX_IMGSZ:
-        raise ValueError(f"imgsz={imgsz}: at most {MAX_IMGSZ} (larger inputs take GBs of memory per image)")
+    _check_each(positive, {k: v for k, v in values.items() if k != "imgsz"})
+    _check_each(image_size, {k: v for k, v in values.items() if k == "imgsz"})
+
+
+def check_non_negative(**values: Any) -> None:
+    """Each value must be an integer >= 0 (``workers``, ``warmup``, ...); None passes."""
+    _check_each(non_negative, values)
+
+
+def check_seed(**values: Any) -> None:
+    """Each value must be a seed from 0 to :data:`MAX_SEED`; None passes."""
+    _check_each(seed, values)
 
 
 def check_fraction(**values: Any) -> None:
     """Each value must be in [0, 1] (``conf``, ``iou``); None passes."""
-    bad = [f"{k}={v!r}" for k, v in values.items() if v is not None and not 0.0 <= float(v) <= 1.0]
-    if bad:
-        raise ValueError(f"{', '.join(bad)}: must be between 0 and 1")
+    _check_each(fraction, values)
 
 
 def check_dataset_arg(data: Any) -> None:

@@ -103,6 +103,39 @@ def exported_metadata(path: Any) -> dict:
     return metadata if isinstance(metadata, dict) else {}
 
 
+def _export_suffixes() -> tuple[str, ...]:
+    """The endings of Ultralytics' export formats (``.onnx``, ``_openvino_model``, ...), from its format table."""
+    try:
+        from ultralytics.engine.exporter import export_formats
+
+        return tuple(s.lower() for s in export_formats()["Suffix"])
+    except Exception:  # (a changed table: accept any file or folder, as before)
+        return ()
+
+
+MODEL_SUFFIXES = (".pt", ".pth", ".yaml", ".yml")  # checkpoints and configs, besides the export formats
+
+
+def check_model_name(model: Any) -> None:
+    """Refuse an existing file or folder that by its name is neither a checkpoint, a config nor an export (a text
+    file, an image, a plain folder), without loading it: ``YOLO()`` would accept it as an export it cannot run."""
+    path = Path(str(model))
+    known = _export_suffixes()
+    if known and path.exists() and not path.name.lower().endswith(MODEL_SUFFIXES + known):
+        what = "a folder" if path.is_dir() else f"a file with suffix {path.suffix or 'none'}"
+        raise ValueError(
+            f"model {model} is {what}, not a .pt checkpoint, a .yaml config or an exported model; give one of those"
+        )
+
+
+def check_model_kind(model: Any, yolo: Any) -> Any:
+    """Refuse what ``YOLO(model)`` accepted although it is no model (:func:`check_model_name`): it built a
+    ``YOLO`` object without a network, which would fail later deep inside prediction. Returns ``yolo``."""
+    if not isinstance(getattr(yolo, "model", None), nn.Module):
+        check_model_name(model)
+    return yolo
+
+
 def predictor_network(yolo: Any) -> Optional[nn.Module]:
     """The network copy a ``YOLO`` object's predictor runs, if it is a PyTorch one and not ``yolo.model``
     itself: a k set on ``yolo.model`` alone would silently not reach later predictions."""

@@ -174,7 +174,7 @@ def test_memory_measured_in_a_fresh_process():
         (["half=True"], "half=True needs a CUDA device"),
         (["topk=a"], "non-negative integers"),
         (["imgsz=100"], "multiple of 32"),
-        (["runtime=torch,openvino", "device=0"], "runtime openvino runs on the CPU only here; use device=cpu"),
+        (["runtime=torch,openvino", "device=mps"], "runtime openvino runs on the CPU only here; use device=cpu"),
     ],
 )
 def test_speed_cli_errors(argv, message, cli):

@@ -202,8 +202,19 @@ def test_study_command_lists_and_reports(tmp_path, cli, capsys):
     assert "0.612 (n=1)" in (tmp_path / "rep" / "study.md").read_text()
     cli.error("study", "rerun", match="run, list or report")
     cli.error("study", "cells=nonsense", f"project={tmp_path}", match="no study cell or group 'nonsense'")
-    cli.error("study", "report", "cells=noise", f"project={tmp_path}", match="reads every finished cell")
-    cli.error("study", "out=x", f"project={tmp_path}", match="out= is for `pst-yolo study report`")
+    cli.error(
+        "study",
+        "report",
+        "cells=noise",
+        f"project={tmp_path}",
+        match="cells= would be ignored .a report reads every finished cell",
+    )
+    cli.error(
+        "study",
+        "out=x",
+        f"project={tmp_path}",
+        match="out= would be ignored .a run writes its report into project=; out= is for `pst-yolo study report`",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
