@@ -57,8 +57,11 @@ def read_map(path: str | Path) -> dict:
             f"no class mapping file at {path}; it is written by `pst-yolo synth` and "
             "`pst-yolo coco2yolo` next to data.yaml"
         )
-    doc = json.loads(path.read_text())
-    if doc.get("format") != MAP_FORMAT or "classes" not in doc:
+    try:
+        doc = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError):  # (the decoder's own message names neither the file nor its kind)
+        doc = None
+    if not isinstance(doc, dict) or doc.get("format") != MAP_FORMAT or "classes" not in doc:
         raise ValueError(f"{path} is not a pst-yolo mapping file (expected format {MAP_FORMAT!r})")
     root = path.parent.resolve()
     doc["class_map"] = {int(c["index"]): int(c["category_id"]) for c in doc["classes"]}

@@ -56,7 +56,7 @@ class TargetBusyError(WriterError):
 # --------------------------------------------------------------------------------------------------
 # Sizes
 # --------------------------------------------------------------------------------------------------
-MAX_IMGSZ = 8192  # generated images: larger ones take GBs each to draw and are of no use to a detector
+MAX_IMGSZ = 8192  # an image (generated, or a network input) larger than this takes GBs and is of no use to a detector
 
 
 def available_memory() -> Optional[int]:
@@ -78,16 +78,40 @@ def check_memory(imgsz: int, bytes_per_pixel: int) -> None:
         )
 
 
+PNG_BYTES_PER_PIXEL = 1  # at least: the generated images (noise, gradients) take 2-3 bytes per pixel as PNG
+
+
+def check_disk(out: PathLike, images: int, imgsz: int, key: str = "out") -> None:
+    """Refuse to generate ``images`` square images of ``imgsz`` pixels where the disk cannot hold even a lower
+    estimate of them (e.g. ``train=1000000000``), instead of filling it for hours first."""
+    need = images * imgsz * imgsz * PNG_BYTES_PER_PIXEL
+    folder = resolve_target(out, key)
+    while not folder.exists():  # the nearest existing folder holds the new one
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise WriterError(
+            f"{images} images of {imgsz} px need at least {need / 2**30:.1f} GiB of disk, but {folder} has "
+            f"{free / 2**30:.1f} GiB free; generate fewer or smaller images"
+        )
+
+
 # --------------------------------------------------------------------------------------------------
 # Checks on the target path
 # --------------------------------------------------------------------------------------------------
 def resolve_target(out: Optional[PathLike], key: str = "out") -> Path:
-    """The absolute, symlink-free path of an output location; an empty one is an error."""
+    """The absolute, symlink-free path of an output location; an empty one, or one below a file, is an error."""
     if out is None or not str(out).strip():
         raise WriterError(
             f"{key}= is empty; give the folder to write (an empty value would mean the current directory)"
         )
-    return Path(os.path.abspath(Path(str(out)).expanduser())).resolve()
+    target = Path(os.path.abspath(Path(str(out)).expanduser())).resolve()
+    for parent in target.parents:  # the nearest existing folder above must be one (not e.g. project=FILE)
+        if parent.exists():
+            if not parent.is_dir():
+                raise WriterError(f"{key}={target}: {parent} is a file, not a folder; choose a path inside a folder")
+            break
+    return target
 
 
 def _overlaps(a: Path, b: Path) -> bool:

@@ -18,15 +18,18 @@ def run(model: str = "yolo11n-pst.yaml", imgsz: int = 640, topk: int = 8, device
     head outputs of the two settings (non-zero shows the fine branch changes the result).
     """
     import torch
-    from ultralytics import YOLO
     from ultralytics.utils import ASSETS
 
+    from pst_yolo.eval.inputs import check_positive, load_model
     from pst_yolo.integration.registry import register
     from pst_yolo.nn.topk import pst_layers, set_topk
 
+    check_positive(imgsz=imgsz)
     register()
     torch.manual_seed(0)
-    yolo = YOLO(model)
+    yolo = load_model(model)  # (a missing, empty or non-model file is named here, not deep inside predict)
+    if not isinstance(yolo.model, torch.nn.Module):
+        raise ValueError(f"quickstart needs a PyTorch model (.pt or .yaml) to compare k values; {model} is an export")
     layers = pst_layers(yolo)
     print(f"\n{model}: {len(layers)} PST layer(s): " + ", ".join(f"{n} (c2={m.c2}, n={m.n})" for n, m in layers))
     yolo.info(detailed=False, verbose=True)

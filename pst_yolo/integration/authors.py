@@ -587,6 +587,8 @@ def convert(source: str | Path, out: str | Path, overwrite: bool = False, topk: 
     from pst_yolo.data.writer import check_sources, resolve_target, save_torch
 
     source, out = Path(source), Path(out)
+    if source.is_dir():
+        raise ValueError(f"source={source} is a folder; give the authors' .pt checkpoint file")
     if not source.is_file():
         raise FileNotFoundError(f"source checkpoint {source} does not exist")
     if out.is_dir():

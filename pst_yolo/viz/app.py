@@ -81,6 +81,23 @@ def app_available() -> Optional[str]:
     return None
 
 
+def check_start(model: str, source: Optional[str]) -> None:
+    """The model and source the page starts with, checked before the server starts (the page would show a
+    problem only once opened): a model path that does not exist or is no model file, a local source that is
+    missing or unreadable (a camera or stream is tried by the page)."""
+    from pst_yolo.integration.runtime import check_model_name
+    from pst_yolo.viz.detector import check_model_path
+    from pst_yolo.viz.sources import open_source, source_kind
+
+    check_model_path(model)
+    try:
+        check_model_name(model)
+    except ValueError as e:
+        raise DemoError(str(e)) from None
+    if source is not None and source_kind(source) == "path":
+        open_source(source, verbose=False).close()
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8501,
@@ -103,6 +120,7 @@ def serve(
         raise DemoError("host must name an address to listen on, e.g. 127.0.0.1 (this machine only) or 0.0.0.0")
     if not 0.0 <= float(conf) <= 1.0:
         raise DemoError(f"conf must be from 0 to 1, got {conf}")
+    check_start(model, source)
     tmp = tempfile.mkdtemp(prefix="pst-yolo-app-")  # uploads; removed when the server stops
     settings = AppSettings(model, source, int(imgsz), float(conf), topk, device, max_frames, tmp)
     env = {**os.environ, SETTINGS_ENV: json.dumps(asdict(settings))}

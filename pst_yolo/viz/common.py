@@ -49,14 +49,18 @@ def run_folder(
         raise DemoError(str(e)) from None
 
 
-def check_save_dir(save_dir: Optional[str | Path], sources: Iterable[Any] = ()) -> None:
-    """Refuse an unusable ``save_dir`` before any work starts (the folder itself is made on first use)."""
-    if save_dir is None:
-        return
-    from pst_yolo.data.writer import WriterError, check_run_folder
+def check_save_dir(
+    save_dir: Optional[str | Path], sources: Iterable[Any] = (), project: str | Path = "runs/pst", name: str = "run"
+) -> None:
+    """Refuse an unusable ``save_dir`` (or, without one, ``project/name``) before any work starts (the folder
+    itself is made on first use)."""
+    from pst_yolo.data.writer import WriterError, check_run_folder, resolve_target
 
     local = [s for s in sources if isinstance(s, (str, Path)) and Path(str(s)).exists()]
     try:
-        check_run_folder(save_dir, local)
+        if save_dir is not None:
+            check_run_folder(save_dir, local)
+        else:  # a numbered folder may be made there (when saving): no file where a folder goes
+            resolve_target(Path(project) / name, "project/name")
     except WriterError as e:
         raise DemoError(str(e)) from None

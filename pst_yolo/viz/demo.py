@@ -787,7 +787,7 @@ def run_demo(
     """
     if not isinstance(overlay_alpha, (int, float)) or not 0.0 <= float(overlay_alpha) <= 1.0:
         raise DemoError(f"overlay_alpha must be a number from 0 to 1 (heat-map opacity), got {overlay_alpha!r}")
-    check_save_dir(save_dir, [source])  # (the annotated frames must not land on the images they come from)
+    check_save_dir(save_dir, [source], project, name)  # (the frames must not land on the images they come from)
     src = open_source(
         source, capture_factory=capture_factory, reconnect=reconnect, reconnect_delay=reconnect_delay, verbose=verbose
     )

@@ -13,6 +13,7 @@ import numpy as np
 from pst_yolo.integration.runtime import (
     backend_metadata,
     backend_network,
+    check_model_kind,
     choose_imgsz,
     predictor_backend,
     predictor_imgsz,
@@ -25,26 +26,38 @@ from pst_yolo.viz.common import DemoError, say
 MODEL_FILE_SUFFIXES = {".pt", ".pth", ".onnx", ".torchscript", ".engine", ".mlpackage", ".tflite"}
 
 
-def load_model(model: Any):
-    """An Ultralytics YOLO object from a path (``.pt``, ``.onnx``, ``.yaml`` ...) or a YOLO object."""
-    from ultralytics import YOLO
-
+def check_model_path(model: Any) -> None:
+    """A model given by name or path that cannot be one: empty, or a file path that does not exist."""
     if model is None or (isinstance(model, str) and not model.strip()):
         raise DemoError(
             "model= is required: a .pt checkpoint, an exported .onnx, or e.g. yolo11n-pst.yaml (random weights)"
         )
     if not isinstance(model, (str, Path)):
+        return
+    path = Path(model).expanduser()
+    if (path.suffix.lower() in MODEL_FILE_SUFFIXES or len(path.parts) > 1) and not path.exists():
+        raise DemoError(f"model file not found: {model}")
+
+
+def load_model(model: Any):
+    """An Ultralytics YOLO object from a path (``.pt``, ``.onnx``, ``.yaml`` ...) or a YOLO object."""
+    from ultralytics import YOLO
+
+    check_model_path(model)
+    if not isinstance(model, (str, Path)):
         if hasattr(model, "predict"):
             return model
         raise DemoError(f"model must be a path or an Ultralytics YOLO object, got {type(model).__name__}")
     path = Path(model).expanduser()
-    if (path.suffix.lower() in MODEL_FILE_SUFFIXES or len(path.parts) > 1) and not path.exists():
-        raise DemoError(f"model file not found: {model}")
     try:
-        return YOLO(str(path) if path.exists() else str(model))
+        yolo = YOLO(str(path) if path.exists() else str(model))
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DemoError(f"could not load model {model}: {first}") from e
+    try:
+        return check_model_kind(path, yolo)  # (a text file or an empty folder loads as a network-less YOLO)
+    except ValueError as e:
+        raise DemoError(str(e)) from None
 
 
 def _parse_export_k(raw: Any) -> Any:

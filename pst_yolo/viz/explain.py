@@ -149,7 +149,7 @@ def explain(
         raise DemoError(f"out= names one file, but {len(images)} images were given; use save_dir= instead")
     listed = image if isinstance(image, (list, tuple)) else [image]
     inputs = [i for i in listed if isinstance(i, (str, Path))]  # (the outputs must not replace these)
-    check_save_dir(save_dir, inputs)
+    check_save_dir(save_dir, inputs, project, name)
     if out is not None:
         from pst_yolo.data.writer import check_output_file
 

@@ -290,6 +290,23 @@ class CaptureSource(FrameSource):
             self.cap = None
 
 
+def source_kind(source: Any) -> str:
+    """``camera``, ``stream`` or ``path`` (an existing file or folder), without opening anything; a missing,
+    empty or missing-path source is a DemoError (the demo and the app check it before they start)."""
+    text = "" if isinstance(source, bool) or source is None else str(source).strip()
+    if not text:  # (an empty path would mean the current folder)
+        raise DemoError(
+            "source= is required: a webcam index (0), a video file, an image, a folder of images or a stream URL"
+        )
+    if isinstance(source, int) or (text.isdigit() and not Path(text).exists()):
+        return "camera"
+    if text.lower().startswith(STREAM_SCHEMES):
+        return "stream"
+    if not Path(text).expanduser().exists():
+        raise DemoError(f"source not found: {text} (no such file or folder)")
+    return "path"
+
+
 def open_source(
     source: Any,
     capture_factory: Optional[Callable] = None,
@@ -303,23 +320,18 @@ def open_source(
     Raises DemoError (one line) for a missing path, an empty folder, an unreadable image or video, or
     a camera/stream that does not open.
     """
-    if isinstance(source, bool) or source is None:
-        raise DemoError(
-            "source= is required: a webcam index (0), a video file, an image, a folder of images or a stream URL"
-        )
+    kind = source_kind(source)
     text = str(source).strip()
     common = dict(capture_factory=capture_factory, sleep=sleep, verbose=verbose)
-    if isinstance(source, int) or (text.isdigit() and not Path(text).exists()):
+    if kind == "camera":
         return CaptureSource(int(text), "camera", f"camera {int(text)}", **common)
-    if text.lower().startswith(STREAM_SCHEMES):
+    if kind == "stream":
         if Path(text.split("?")[0]).suffix.lower() in IMAGE_SUFFIXES:
             reconnect = 0  # an image behind a URL: one frame, nothing to reconnect to
         return CaptureSource(
             text, "stream", _redact(text), reconnect=reconnect, reconnect_delay=reconnect_delay, **common
         )
     path = Path(text).expanduser()
-    if not path.exists():
-        raise DemoError(f"source not found: {text} (no such file or folder)")
     if path.is_dir():
         images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:

@@ -170,8 +170,8 @@ def test_sample_source_is_offline_and_deterministic():
     assert np.array_equal(b.read().image, frames[4].image) and a.fps == 10.0
 
 
-def test_cli_app_checks_its_keys(monkeypatch, capsys):
-    assert main(["app", "port=0"]) == 1
+def test_cli_app_checks_its_keys(monkeypatch, capsys, tmp_path):
+    assert main(["app", "port=0"]) == 2
     assert "port must be a whole number from 1 to 65535" in capsys.readouterr().err
     calls = []
 
@@ -187,13 +187,15 @@ def test_cli_app_checks_its_keys(monkeypatch, capsys):
             return 0
 
     monkeypatch.setattr(app.subprocess, "Popen", Server)
-    assert main(["app", "model=best.pt", "port=8600", "topk=4"]) == 0
+    best = tmp_path / "best.pt"  # (the model the page starts with must exist: checked before the server starts)
+    best.write_bytes(b"")
+    assert main(["app", f"model={best}", "port=8600", "topk=4"]) == 0
     cmd, env = calls[0]
     assert not Path(json.loads(env[app.SETTINGS_ENV])["tmp"]).exists()  # the uploads folder goes with the server
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1" and cmd[cmd.index("--server.port") + 1] == "8600"
-    assert json.loads(env[app.SETTINGS_ENV])["model"] == "best.pt" and json.loads(env[app.SETTINGS_ENV])["topk"] == 4
+    assert json.loads(env[app.SETTINGS_ENV])["model"] == str(best) and json.loads(env[app.SETTINGS_ENV])["topk"] == 4
     monkeypatch.setattr(app, "app_available", lambda: app.INSTALL_HINT)
-    assert main(["app"]) == 1
+    assert main(["app"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"pst-yolo app: error: {app.INSTALL_HINT}"
 
