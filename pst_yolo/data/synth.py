@@ -32,11 +32,23 @@ import cv2
 import numpy as np
 
 from pst_yolo.data.coco_map import MAP_FILE, write_map
-from pst_yolo.data.writer import MAX_IMGSZ, check_memory, dataset_writer, write_image, write_json, write_text
+from pst_yolo.data.writer import (
+    MAX_IMGSZ,
+    check_disk,
+    check_memory,
+    dataset_writer,
+    write_image,
+    write_json,
+    write_text,
+)
 from pst_yolo.integration.runtime import progress
 
 CLASS_NAMES = ("disc", "square", "triangle", "ring", "cross")
 _SPLIT_IDS = {"train": 0, "val": 1}
+
+
+MAX_OBJECTS = 100  # pycocotools scores at most 100 detections per image (maxDets): more objects cannot all count
+MAX_CLUTTER = 100  # blobs per image: more would bury the objects (and take minutes per image to draw)
 
 
 @dataclass(frozen=True)
@@ -70,8 +82,14 @@ class SynthSpec:
             problems.append(f"need 0 < min_side <= max_side <= 0.95 (got {self.min_side}, {self.max_side})")
         if not 0 < self.min_visible <= 1:
             problems.append(f"min_visible must be in (0, 1] (got {self.min_visible})")
-        if self.clutter < 0:
-            problems.append(f"clutter must be >= 0 (got {self.clutter})")
+        if self.max_objects > MAX_OBJECTS:
+            problems.append(
+                f"max_objects must be <= {MAX_OBJECTS}, what COCO scoring counts per image (got {self.max_objects})"
+            )
+        if not 0 <= self.clutter <= MAX_CLUTTER:
+            problems.append(f"clutter must be from 0 to {MAX_CLUTTER} (got {self.clutter})")
+        if self.seed < 0:
+            problems.append(f"seed must be >= 0 (got {self.seed})")
         if problems:
             raise ValueError("invalid synthetic dataset spec: " + "; ".join(problems))
 
@@ -277,6 +295,7 @@ def generate(out: str | Path, spec: SynthSpec = SynthSpec(), overwrite: bool = F
     ``overwrite=True``, and even then none of them is replaced.
     """
     check_memory(spec.imgsz, 3 * 8 * 6)  # float64 colour planes: background, blend and noise, a few at a time
+    check_disk(out, spec.train + spec.val, spec.imgsz)
     with dataset_writer(out, "synth", overwrite=overwrite, derived=("labels/*.cache",)) as w:
         _write_dataset(w.tmp, spec)
     return Path(out) / "data.yaml"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pst_yolo.data.writer import MAX_IMGSZ, check_memory, dataset_writer, write_image, write_json
+from pst_yolo.data.writer import MAX_IMGSZ, check_disk, check_memory, dataset_writer, write_image, write_json
 
 # ---------------------------------------------------------------------------------------------
 # Synthetic ImageFolder dataset
@@ -55,6 +55,8 @@ class ClassifySynthSpec:
             problems.append(f"imgsz must be <= {MAX_IMGSZ} pixels (got {self.imgsz})")
         if not 2 <= self.classes <= len(CLASS_NAMES):
             problems.append(f"classes must be between 2 and {len(CLASS_NAMES)} (got {self.classes})")
+        if self.seed < 0:
+            problems.append(f"seed must be >= 0 (got {self.seed})")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -169,6 +171,7 @@ def generate_classify(
     """
 
     check_memory(spec.imgsz, 64)  # a 4x supersampled mask and float32 colour planes
+    check_disk(out, (spec.train + spec.val) * spec.classes, spec.imgsz)
     counts = {"train": spec.train, "val": spec.val}
     with dataset_writer(out, "synth task=classify", overwrite=overwrite) as w:
         for split, n in counts.items():

@@ -37,7 +37,7 @@ import numpy as np
 
 from pst_yolo.data.coco_map import MAP_FILE, write_map
 from pst_yolo.data.synth import _SPLIT_IDS, CLASS_NAMES, Scene, SynthSpec, draw_scene, visible_boxes
-from pst_yolo.data.writer import check_memory, dataset_writer, write_image, write_json, write_text
+from pst_yolo.data.writer import check_disk, check_memory, dataset_writer, write_image, write_json, write_text
 from pst_yolo.integration.runtime import progress
 
 TASKS = ("segment", "pose", "obb")
@@ -190,6 +190,7 @@ def generate_task(out: str | Path, task: str, spec: Optional[SynthSpec] = None, 
     _check_task(task)
     spec = spec or SynthSpec()
     check_memory(spec.imgsz, 3 * 8 * 6)  # the same drawing as the detection set
+    check_disk(out, spec.train + spec.val, spec.imgsz)
     with dataset_writer(out, "synth", overwrite=overwrite, derived=("labels/*.cache",)) as w:
         _write_task_dataset(w.tmp, task, spec)
     return Path(out) / "data.yaml"

@@ -142,8 +142,10 @@ def check_classification_split(root: PathLike, split: str = "val") -> SplitProbl
     otherwise."""
     folder = Path(root) / split
     problems = SplitProblems()
-    if not folder.is_dir():
-        return problems  # Ultralytics reports a missing split itself
+    if not folder.is_dir():  # (Ultralytics would validate on another split instead, with a log line)
+        raise DatasetError(
+            f"data={root} has no {split}/ folder; an ImageFolder root holds train/ and {split}/, one folder per class"
+        )
     for image in sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES):
         problems.images += 1
         try:

@@ -168,12 +168,7 @@ def _score_detect(
 def _prepare_classify(data, run_dir: Path, synth, annotations, images, split: str, verbose: bool) -> Dataset:
     from pst_yolo.data.synth_classify import generate_classify, read_classify_spec
 
-    if annotations is not None or images is not None:
-        raise ValueError(
-            "annotations= and images= are for detection (COCO scoring); task=classify validates the "
-            "ImageFolder's own split"
-        )
-    if data is None:
+    if data is None:  # (bench checked data, annotations and images first: _check_classify_data)
         spec = synth or CLASSIFY.main_synth
         if verbose:
             print(
@@ -258,9 +253,8 @@ def _coco_masks(data_yaml: Path, annotations, images) -> Optional[tuple[Path, Pa
     """(annotations, images, mapping file) to score masks with pycocotools: ``annotations=``/``images=``, else the
     val split's COCO JSON named in the dataset's ``coco_map.json`` if every annotation in it has a mask."""
     map_path = data_yaml.parent / MAP_FILE
+    check_scoring_pair(annotations, images)
     if annotations is not None:
-        if images is None:
-            raise ValueError("annotations= needs images= (the folder its file_name entries are relative to)")
         return Path(annotations), Path(images), map_path if map_path.is_file() else None
     if not map_path.is_file():
         return None
@@ -277,16 +271,7 @@ def _prepare_task(data, run_dir: Path, synth, annotations, images, split: str, v
     """Segmentation, pose, oriented boxes: an Ultralytics dataset of the task (generated if ``data`` is None)."""
     from pst_yolo.data.synth_tasks import generate_task
 
-    if task != "segment" and (annotations is not None or images is not None):
-        raise ValueError(
-            f"annotations= and images= are for COCO scoring of boxes (detection) or masks (segment); task={task} "
-            "is scored with Ultralytics' validation on data="
-        )
-    if data is None:
-        if annotations is not None:
-            raise ValueError(
-                f"task={task} validates with Ultralytics on data= (a data.yaml); annotations= only adds COCO mask AP"
-            )
+    if data is None:  # (bench checked data, annotations and images first: _check_task_data)
         spec = synth or TASKS[task].main_synth
         if verbose:
             print(
@@ -363,6 +348,7 @@ def _check_detect_data(data, annotations, images, split: str) -> None:
     """A given dataset must have a readable val COCO JSON with objects, and every image it lists."""
     from pst_yolo.eval.coco import CocoDataError, image_paths, load_ground_truth
 
+    check_scoring_pair(annotations, images)
     if data is None and annotations is None:
         return  # the embedded synthetic set is generated
     data_yaml = _find_data_yaml(data) if data is not None else None
@@ -374,11 +360,39 @@ def _check_detect_data(data, annotations, images, split: str) -> None:
 
 
 def _check_classify_data(data, annotations, images, split: str) -> None:
+    from pst_yolo.eval.compare import check_split
+
+    if annotations is not None or images is not None:
+        raise ValueError(
+            "annotations= and images= are for detection (COCO scoring); task=classify validates the "
+            "ImageFolder's own split"
+        )
     if data is not None and not (Path(data) / "train").is_dir() and not (Path(data) / split).is_dir():
         raise FileNotFoundError(
             f"data={data}: expected an ImageFolder root with train/ and {split}/ folders "
             "(one subfolder per class), e.g. one written by `pst-yolo synth task=classify`"
         )
+    if data is not None:
+        check_split(data, split)  # the split validated after training: it must exist and every image decode
+
+
+def _check_task_data(data, annotations, images, split: str, task: str) -> None:
+    """Segment, pose, obb: COCO files only for segment's mask AP; a given data.yaml's split exists and is
+    usable (Ultralytics would drop bad images and labels, after training)."""
+    from pst_yolo.eval.compare import check_split
+
+    if task != "segment" and (annotations is not None or images is not None):
+        raise ValueError(
+            f"annotations= and images= are for COCO scoring of boxes (detection) or masks (segment); task={task} "
+            "is scored with Ultralytics' validation on data="
+        )
+    check_scoring_pair(annotations, images)
+    if data is None and annotations is not None:
+        raise ValueError(
+            f"task={task} validates with Ultralytics on data= (a data.yaml); annotations= only adds COCO mask AP"
+        )
+    if data is not None:
+        check_split(_find_data_yaml(data), split)
 
 
 STAT_NAMES_DETECT = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
@@ -466,6 +480,7 @@ def _task(name: str, models: tuple[str, str]) -> BenchTask:
         csv_stats=columns,
         prepare=partial(_prepare_task, task=name),
         score=_score_task,
+        check=partial(_check_task_data, task=name),
     )
 
 
@@ -479,6 +494,17 @@ TASKS = {t.name: t for t in (DETECT, CLASSIFY, SEGMENT, POSE, OBB)}
 # --------------------------------------------------------------------------------------------------
 # Detection data
 # --------------------------------------------------------------------------------------------------
+def check_scoring_pair(annotations, images) -> None:
+    """``annotations=`` and ``images=`` go together: one alone would be ignored or could not be read."""
+    if annotations is not None and images is None:
+        raise ValueError("annotations= needs images= (the folder its file_name entries are relative to)")
+    if images is not None and annotations is None:
+        raise ValueError(
+            "images= goes with annotations= (the COCO JSON whose file names it holds); give both, or neither to "
+            "score the dataset's own val split"
+        )
+
+
 def _find_data_yaml(data: str | Path) -> Path:
     p = Path(data)
     if p.is_dir():
@@ -493,9 +519,8 @@ def _find_data_yaml(data: str | Path) -> Path:
 
 def _coco_source(data_yaml: Optional[Path], annotations, images) -> tuple[Path, Path, Any, Optional[str]]:
     """(annotations JSON, images folder, class_map, dataset source) for scoring."""
+    check_scoring_pair(annotations, images)
     if annotations is not None:
-        if images is None:
-            raise ValueError("annotations= needs images= (the folder its file_name entries are relative to)")
         class_map = None
         if data_yaml is not None and (data_yaml.parent / MAP_FILE).is_file():
             class_map = data_yaml.parent / MAP_FILE
@@ -542,6 +567,16 @@ def check_bench_inputs(
             f"models {models} share a name ({', '.join(labels)}); rename them so the table can tell them apart"
         )
     return models, topk
+
+
+def check_generated_set(synth: Any, split: str, to_train: Sequence[str]) -> None:
+    """A generated set has a train and a val split: training needs train images, scoring val images."""
+    if split != "val":
+        raise ValueError(f"split={split}: the generated set has train and val only; split= applies with data=")
+    if to_train and synth.train < 1:
+        raise ValueError(f"train={synth.train}: {', '.join(to_train)} must be trained, which needs train images")
+    if synth.val < 1:
+        raise ValueError(f"val={synth.val}: the models are scored on the val images; give at least 1")
 
 
 def _check_model_tasks(configs: Sequence[str], spec: BenchTask) -> None:
@@ -622,7 +657,7 @@ def bench(
     from ultralytics import YOLO
 
     from pst_yolo.data.writer import run_folder
-    from pst_yolo.eval.inputs import check_positive, load_model
+    from pst_yolo.eval.inputs import check_non_negative, check_positive, check_seed, load_model
     from pst_yolo.integration.runtime import choose_imgsz
     from pst_yolo.nn.fine_train import FineTrainSchedule
     from pst_yolo.nn.topk import get_topk, pst_layers, set_topk
@@ -634,14 +669,14 @@ def bench(
     # Every input is checked before anything is trained: settings, data, and that each model loads.
     models, topk = check_bench_inputs(models or spec.default_models, topk, recipe)
     check_positive(epochs=epochs, imgsz=imgsz, batch=batch, eval_batch=eval_batch)
-    if precise_bn < 0:
-        raise ValueError(f"precise_bn={precise_bn}: give a number of train images (0: off)")
+    check_non_negative(workers=workers, precise_bn=precise_bn)
+    check_seed(seed=seed)
     resolve_jobs(jobs, 0)  # a bad jobs= is refused before any work
-    if workers < 0:
-        raise ValueError(f"workers={workers}: must be >= 0")
     schedule = None if fine_train is None else FineTrainSchedule.parse(fine_train)
     to_train = [m for m in models if Path(m).suffix in (".yaml", ".yml")]
     _check_model_tasks(to_train, spec)
+    if data is None and annotations is None:  # the set is generated: it must hold what the run needs
+        check_generated_set(synth or spec.main_synth, split, to_train)
     if spec.check is not None:
         spec.check(data, annotations, images, split)
     for m in models:

@@ -520,6 +520,18 @@ class _Plan:
         return self.device.startswith("cuda")
 
 
+def _check_input_memory(batch: int, imgsz: int) -> None:
+    """Refuse a batch whose input tensor alone (float32) is larger than the memory available now."""
+    from pst_yolo.data.writer import available_memory
+
+    need, have = batch * 3 * imgsz * imgsz * 4, available_memory()
+    if have is not None and need > have:
+        raise ValueError(
+            f"batch={batch} at imgsz={imgsz} needs {need / 2**30:.1f} GiB for the input alone, but "
+            f"{have / 2**30:.1f} GiB of memory is available; use a smaller batch"
+        )
+
+
 def _plan(models, imgsz, batch, threads, runtime, topk, device, half, train_step) -> _Plan:
     """Check the arguments (errors say what to change) and list the cases to measure."""
     import torch
@@ -550,6 +562,10 @@ def _plan(models, imgsz, batch, threads, runtime, topk, device, half, train_step
         raise ValueError("half=True needs a CUDA device (fp16 convolutions on CPU are not a deployment path)")
     if half and train_step:
         raise ValueError("half=True is for inference; training steps run in float32 here")
+    most = max(os.cpu_count() or 1, 2)  # more threads than cores measure contention (2, the default, always passes)
+    if threads > most:
+        raise ValueError(f"threads={threads}: this machine has {os.cpu_count()} CPU(s); give at most {most}")
+    _check_input_memory(batch, imgsz)
     model_ks = {m: (ks if _has_pst(m) else [None]) for m in models}
     cases = [Case(m, k, rt) for rt in runtimes for m in models for k in model_ks[m]]
     return _Plan(cases, runtimes, imgsz, batch, threads, device, half)

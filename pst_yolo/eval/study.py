@@ -494,7 +494,7 @@ def run_study(
         chosen = [c for c in chosen if c.group != "gpu"]
     project = Path(project)
     if report:
-        check_report_folder(project, overwrite)
+        check_report_folder(project, overwrite, key="project")
     groups = {c.group for c in chosen}
     if "gpu" in groups and len(groups) > 1:
         raise ValueError(
@@ -503,6 +503,10 @@ def run_study(
         )
     if synth is None and groups == {"gpu"}:
         synth = GPU_SYNTH
+    if synth is not None:  # (every cell trains on it and is scored on its val split)
+        from pst_yolo.eval.bench import check_generated_set
+
+        check_generated_set(synth, "val", ["every cell's models"])
     todo = [c for c in chosen if force or read_cell(project, c) is None]
     out = StudyRun(skipped=[c.id for c in chosen if c not in todo])
     if jobs is not None and jobs < 1:
@@ -612,6 +616,8 @@ def _run_parallel(
 
 def study_status(project: str | Path = DEFAULT_PROJECT, cells: Optional[Sequence[str]] = None) -> str:
     """A markdown table: every selected cell, done or pending, with its AP, minutes and machine."""
+    if Path(project).exists() and not Path(project).is_dir():  # (else every cell would be listed as pending)
+        raise ValueError(f"project={project} is a file; give the study folder (the one that holds cells/)")
     lines = ["| cell | model | seed | epochs | recipe change | status | AP k=0 (or stock) | AP k=8 | minutes |"]
     lines.append("|---|---|---:|---:|---|---|---:|---:|---:|")
     for c in select(cells):
@@ -1059,14 +1065,14 @@ def _plots(project: Path, out: Path) -> list[Path]:
 REPORT_FILES = ("study.md", "noise.png", "curves.png")
 
 
-def check_report_folder(out: str | Path, overwrite: bool = False) -> Path:
-    """The folder the report goes to: not a file, and none of its report files one that pst-yolo did not write
-    (or that was changed since) unless ``overwrite``. Nothing is written."""
+def check_report_folder(out: str | Path, overwrite: bool = False, key: str = "out") -> Path:
+    """The folder the report goes to (``key=``): not a file, and none of its report files one that pst-yolo did
+    not write (or that was changed since) unless ``overwrite``. Nothing is written."""
     from pst_yolo.data.writer import WriterError, check_owned_file
 
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise WriterError(f"out={out} is a file; give the folder for {', '.join(REPORT_FILES)}")
+        raise WriterError(f"{key}={out} is a file; give the folder for {', '.join(REPORT_FILES)}")
     for name in REPORT_FILES:
         check_owned_file(out / name, overwrite=overwrite)
     return out

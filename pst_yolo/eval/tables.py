@@ -128,6 +128,9 @@ def build_model(name: str, nc: Optional[int] = None):
         return builder(name, nc=nc, verbose=False) if nc else builder(name, verbose=False)
 
 
+MAX_CLASSES = 100_000  # more than any dataset has (ImageNet-21k: 21,841); a classifier head that wide is 0.5 GB
+
+
 def config_rows(
     imgsz: Optional[int] = None,
     nc: Optional[int] = None,
@@ -137,8 +140,12 @@ def config_rows(
     """One row per (PST config, scale): params and GFLOPs of the PST model at each k in ``topk`` and of
     its stock twin. ``imgsz`` defaults to 640 for detection, segmentation, pose and oriented-box models and
     224 for classifiers; ``nc`` to the YAML's."""
+    from pst_yolo.eval.inputs import check_positive
     from pst_yolo.nn.topk import set_topk
 
+    check_positive(imgsz=imgsz, nc=nc)
+    if nc is not None and nc > MAX_CLASSES:
+        raise ValueError(f"nc={nc}: at most {MAX_CLASSES} (more classes than any dataset has; the head would not fit)")
     rows = []
     for pst_name, stock_name in twins or config_twins():
         pst, stock = build_model(pst_name, nc), build_model(stock_name, nc)
