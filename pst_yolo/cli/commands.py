@@ -280,7 +280,8 @@ def _training_keys(task: str) -> tuple[Key, ...]:
             "models",
             str_list,
             models,
-            "comma-separated .yaml configs (trained) and/or .pt weights (evaluated as they are)",
+            "comma-separated .yaml configs (trained) and/or .pt weights and exports (.onnx, *_openvino_model, "
+            "...: evaluated as they are)",
         ),
         Key("topk", topk_list, "0,8", "k values at which PST models are evaluated"),
         Key("epochs", int, f"{epochs} (synthetic) / 100", "training epochs"),
@@ -316,6 +317,7 @@ def _training_keys(task: str) -> tuple[Key, ...]:
         Key("val", int, None, "generated set: val images (no data= only)"),
         Key("synth_imgsz", int, None, "generated set: image size (no data= only)"),
         Key("synth_seed", int, None, "generated set: seed (no data= only)"),
+        PRECISION_KEY,
     )
 
 
@@ -361,6 +363,15 @@ def _synth_classify_keys() -> tuple[Key, ...]:
 
 
 TRAINED_SIZE = "the model's training size (640 for a .yaml)"  # as `yolo val` / `yolo predict` choose it
+MODEL_OR_EXPORT = (
+    ".pt, .yaml, or an export: .onnx, .torchscript, .mnn, ..., a *_openvino_model / *_ncnn_model folder, .xml"
+)
+PRECISION_KEY = Key(
+    "precision",
+    str,
+    "the runtime's (OpenVINO: bf16 on CPUs with AVX512-BF16/AMX)",
+    "OpenVINO: fp32, bf16 or fp16 (INFERENCE_PRECISION_HINT); other runtimes: fp32 only",
+)
 
 PREDICT_KEYS = (
     Key("imgsz", int, TRAINED_SIZE, "inference size; a different one is used with a warning"),
@@ -500,15 +511,22 @@ def build_commands() -> dict[str, Command]:
             "pst_yolo.eval.compare.compare",
             run_compare,
             keys=(
-                Key("model", str, None, ".pt checkpoint (or a PST .yaml)", required=True),
+                Key(
+                    "model",
+                    str,
+                    None,
+                    "a PST .pt (or .yaml), or its export (k fixed): " + MODEL_OR_EXPORT,
+                    required=True,
+                ),
                 Key("data", str, None, "an Ultralytics data.yaml or ImageFolder", required=True),
-                Key("topk", topk_list, "0,4,8,16", "k values"),
+                Key("topk", topk_list, "0,4,8,16 (an export: its k)", "k values"),
                 Key("imgsz", int, TRAINED_SIZE, "validation size; a different one is used with a warning"),
                 Key("batch", int, 16, "validation batch"),
                 Key("device", str, None, "cpu, 0, ..."),
                 Key("workers", int, 2, "dataloader workers"),
                 Key("split", str, "val", "split to validate"),
                 Key("save_dir", str, None, "also write compare.md / compare.csv here"),
+                PRECISION_KEY,
             ),
             example="pst-yolo compare model=best.pt data=coco8.yaml topk=0,4,8,16",
         ),
@@ -609,7 +627,7 @@ def build_commands() -> dict[str, Command]:
             "pst_yolo.eval.coco.evaluate",
             run_evaluate,
             keys=(
-                Key("model", str, None, ".pt / .yaml", required=True),
+                Key("model", str, None, MODEL_OR_EXPORT, required=True),
                 Key("images", str, None, "folder the JSON's file names are relative to", required=True),
                 Key("annotations", str, None, "COCO instances JSON", required=True),
                 Key("topk", optional_int, "the model's", "k of every PST layer (none: the model's)"),
@@ -621,6 +639,7 @@ def build_commands() -> dict[str, Command]:
                 Key("device", str, None, "cpu, 0, ..."),
                 Key("class_map", str, None, "coco_map.json of the dataset (class index -> category id)"),
                 Key("save", str, "runs/pst-coco/<model>_k<k>_detections.json", "detections JSON path"),
+                PRECISION_KEY,
             ),
             example="pst-yolo evaluate model=best.pt annotations=instances_val2017.json images=val2017 topk=8",
         ),
