@@ -86,6 +86,48 @@ def _parse(argv: list[str]) -> dict:
     return opts
 
 
+# Hand-written: scoring an export with pst-yolo's own commands (the numbers: `pst-yolo evaluate`, measured once).
+SCORING = """
+## Scoring an export
+
+`pst-yolo evaluate`, `compare` and `bench` take an export wherever they take a `.pt`: a file (`.onnx`,
+`.torchscript`, `.mnn`, ...), a folder as `yolo export` writes it (`*_openvino_model`, `*_ncnn_model`,
+`*_saved_model`, ...) or an OpenVINO `.xml` (its folder is loaded). The export runs at the input size and the k it
+was exported with (its metadata); a folder that is no export is refused in one line. `precision=` sets what
+OpenVINO computes in (`fp32`, `bf16` or `fp16`: its `INFERENCE_PRECISION_HINT`, `pst_yolo/integration/precision.py`);
+the other runtimes have no switch and take only `fp32`. Every summary and table says what ran; for OpenVINO's
+default it is the precision the compiled model reports, and that is **bf16 on CPUs with AVX512-BF16 or AMX**
+(Ultralytics keeps OpenVINO's default there): an OpenVINO score without `precision=fp32` is a bf16 score on them.
+
+```bash
+yolo export model=runs/pst/weights/best.pt format=openvino     # -> runs/pst/weights/best_openvino_model/
+pst-yolo evaluate model=runs/pst/weights/best_openvino_model annotations=instances_val.json images=val precision=fp32
+pst-yolo compare model=runs/pst/weights/best_openvino_model data=datasets/synth/data.yaml   # one row: the export's k
+pst-yolo bench models=runs/pst/weights/best.pt,runs/pst/weights/best.onnx,runs/pst/weights/best_openvino_model \\
+    annotations=instances_val.json images=val precision=fp32     # a "runs in" column; params/GFLOPs "-" for exports
+```
+
+Measured with `pst-yolo evaluate ... batch=1` (through its function, `pst_yolo.eval.coco.evaluate`): the README's main-job yolo11n-pst (8 epochs, 160 px, seed 0; k = 8),
+exported with `yolo export ... imgsz=160`, on the job's 100 val images (COCO AP, pycocotools). Intel Xeon with
+AVX512-BF16/FP16 and AMX (reported as "Intel(R) Xeon(R) Processor"), 2 cores shared with other jobs, so ms/image
+is noisy; ultralytics 8.4.190, torch 2.14.1, onnxruntime 1.32.0, openvino 2026.4.1, ncnn 1.0.20261020, Python
+3.11.7; 2026-12-04.
+
+| model | runs in | AP | AP50 | detections | ms/image |
+|---|---|---:|---:|---:|---:|
+| best.pt | PyTorch fp32 | 0.4578 | 0.7192 | 9226 | 19.6 |
+| best.onnx | ONNX Runtime fp32 | 0.4578 | 0.7192 | 9226 | 25.5 |
+| best_openvino_model `precision=fp32` | OpenVINO fp32 | 0.4578 | 0.7192 | 9226 | 20.5 |
+| best_openvino_model (default) | OpenVINO bf16 (its default here) | 0.4583 | 0.7191 | 9263 | 17.9 |
+| best_openvino_model `precision=fp16` | OpenVINO fp16 | 0.4580 | 0.7191 | 9226 | 22.3 |
+| best_ncnn_model | NCNN fp32 | 0.4578 | 0.7192 | 9226 | 568.3 |
+
+Every fp32 runtime gives PyTorch's AP to four decimals (the tests hold them to 1e-3:
+`tests/eval/test_evaluate_exports.py`); bf16 and fp16 move it by a few ten-thousandths on this model, far less than
+seed noise (docs/accuracy.md). NCNN runs the portable fine branch (table above), which is slow at k = 8.
+"""
+
+
 def render(rows: list[dict]) -> str:
     """docs/export.md from the stored rows."""
     from pst_yolo.eval.export_matrix import FORMATS, NOT_CHECKED, FormatCheck, markdown
@@ -142,7 +184,7 @@ def render(rows: list[dict]) -> str:
     lines += [f"- {d}: {env}; load {load}" for d, env, load in runs]
     if common:
         lines += ["", f"Machine: {common.get('machine')}; Python {common.get('python')}."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + SCORING
 
 
 def main(argv: list[str]) -> int:

@@ -94,6 +94,8 @@ def exported_metadata(path: Any) -> dict:
 
             metadata = yaml.safe_load((p / "metadata.yaml").read_text())
             return metadata if isinstance(metadata, dict) else {}
+        if p.is_dir():  # a folder export keeps its metadata in metadata.yaml: without one it has none
+            return {}
         raise RuntimeError(
             "reading this export's metadata without loading it needs Ultralytics 8.4 (nn.backends)"
         ) from e

@@ -89,6 +89,12 @@ def test_folders_that_are_not_exports_are_refused_in_one_line(cli, coco_set, tmp
     cli.error("bench", f"models={plain}", f"project={tmp_path / 'b'}", match="is a folder, not an Ultralytics export")
 
 
+def test_speed_refuses_an_export_it_would_export_again(cli, tmp_path):
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"not read: the name decides")
+    cli.error("speed", f"models={onnx}", "runtime=torch", match="is an export; speed takes .pt/.yaml models")
+
+
 def test_bad_precision_is_refused_before_anything_runs(cli, coco_set):
     cli.error(
         "evaluate", "model=yolo11n-pst.yaml", *coco_set, "precision=fp64", match="precision=fp64: expected one of"
@@ -227,6 +233,12 @@ def test_evaluate_scores_an_export_as_pytorch_at_fp32(
     assert f"(PST k=8, fixed in the export) at imgsz {IMGSZ} (the export's fixed size), {runs_in}:" in line
     ap = score(save, scene["annotations"])[0]["AP"]
     assert ap == pytest.approx(reference.stats["AP"], abs=AP_TOLERANCE), f"{fmt}: AP {ap:.5f} vs PyTorch fp32"
+
+
+def test_a_runtime_without_a_switch_refuses_other_precisions(scene, cli):
+    onnx = exported(scene, "onnx")
+    argv = (f"model={onnx}", f"images={scene['images']}", f"annotations={scene['annotations']}")
+    cli.error("evaluate", *argv, "precision=fp16", match=r"ONNX Runtime has no precision switch \(it runs in fp32")
 
 
 @needs_openvino
