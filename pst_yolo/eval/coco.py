@@ -50,6 +50,7 @@ from pst_yolo.integration.precision import (
 from pst_yolo.integration.runtime import (
     backend_precision,
     choose_imgsz,
+    export_batch,
     export_quantization,
     predictor_backend,
     predictor_imgsz,
@@ -495,6 +496,8 @@ def evaluate(
         names = getattr(model, "names", None)
     mapping, how = resolve_class_map(names, gt_data["categories"], class_map)
     size, size_source = None, ""
+    if yolo and fmt != "pt":  # a fixed-shape export takes its own batch (1), as Ultralytics' validator runs it
+        batch = min(batch, export_batch(export_path_of(model)) or batch)
     if yolo:
         size, size_source = choose_imgsz(model, imgsz, str(getattr(model, "ckpt_path", None) or "the model"))
         detect = _yolo_detector(model, size, conf, iou, max_det, device)

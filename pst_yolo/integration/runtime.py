@@ -139,6 +139,20 @@ def export_topk(path: Any) -> Optional[dict]:
     return {str(k): int(v) for k, v in found.items()} if isinstance(found, dict) else None
 
 
+def export_batch(path: Any) -> Optional[int]:
+    """The batch size a fixed-shape export takes (its metadata's ``batch``; Ultralytics' validator runs such an
+    export at it, and 8.3's backends do not split a larger batch), or None for a dynamic export or none known."""
+    try:
+        metadata = exported_metadata(path)
+    except Exception:
+        return None
+    args = _literal(metadata.get("args"))
+    if _literal(metadata.get("dynamic")) or (isinstance(args, dict) and args.get("dynamic")):
+        return None
+    batch = _literal(metadata.get("batch"))
+    return batch if isinstance(batch, int) and batch > 0 else None
+
+
 def export_quantization(path: Any) -> Optional[str]:
     """How an export was quantized when it was written: ``int8``, ``fp16``, ``w8a16``, ``w8a32`` (its metadata's
     ``args.quantize``: 8, 16, ...; ``args.int8`` / ``args.half`` in releases before ``quantize``), else None."""

@@ -2,8 +2,9 @@
 Ultralytics' AutoBackend loads (a file, an export folder, an OpenVINO ``.xml``), at the export's own input size
 and k, and ``precision=`` switches OpenVINO between fp32, bf16 and fp16 (``pst_yolo/integration/precision.py``).
 
-The path and precision rules run without the deploy extra; the scoring tests export one small trained PST
-model to ONNX, OpenVINO and NCNN once per module and skip, naming the extra, where its package is missing."""
+The path and precision rules run without the deploy extra; the scoring tests export one seeded PST model (scored
+against its own detections) to ONNX, OpenVINO and NCNN once per module and skip, naming the extra, where its
+package is missing."""
 
 from __future__ import annotations
 
@@ -126,20 +127,28 @@ def test_openvino_compiles_get_the_hint_inside_the_block_only():
 # ------------------------------------------------------------------------------------------------
 # Scoring: one model, its exports, the same AP
 # ------------------------------------------------------------------------------------------------
-IMGSZ = 128  # yolo11n-pst: 16 coarse tokens at layer 13, 64 at layer 16; k = 8 picks among them
-# fp32 runtimes reproduce PyTorch's raw output to ~1e-6 of its scale (docs/export.md); what can still differ is a
-# detection at the conf=0.001 cut or an NMS tie (1-2 of ~1560 here, all far below the ground truth's 0.25). Such a
-# tail detection ranks after every match; the worst it could do, were it a match, is move recall by one object in
-# ~480 (2e-3 of AP at one IoU threshold, 2e-4 averaged over the ten). Measured: AP 1.0 in PyTorch and in every fp32
-# runtime, at batch 1 and 16, while OpenVINO's bf16 scores 0.16 on this model: 1e-3 keeps room on both sides.
+IMGSZ = 128
+# fp32 runtimes reproduce PyTorch's raw output to ~1e-7 of its scale at k = 0 (docs/export.md); what can still
+# differ is a detection at the conf=0.001 cut or an NMS tie (up to 16 of ~1330 here, all far below the ground
+# truth's 20 best per image). Such a tail detection ranks after every match; the worst it could do, were it a
+# match, is move recall by one object in 320 (3e-3 of AP at one IoU threshold, 3e-4 averaged over the ten).
+# Measured (ultralytics 8.4.190 / torch 2.14 and 8.3.138 / torch 2.4): AP 1.0 in PyTorch and in every fp32 runtime,
+# at batch 1 and 16, while OpenVINO's bf16 scores 0.88 on this model: 1e-3 keeps room on both sides.
 AP_TOLERANCE = 1e-3
 
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
-    """A PST model (``parity_model``: seeded random weights, the fine branch redrawn so that k = 8 moves the boxes)
-    saved as a checkpoint, 16 generated images, and a COCO JSON whose objects are that checkpoint's own detections
-    with confidence >= 0.25: PyTorch fp32 scores 1, and any export that computes something else scores less."""
+    """A PST model (``parity_model``: seeded random weights, PST's layers redrawn at unit scale) saved as a checkpoint,
+    16 noise images, and a COCO JSON whose objects are that checkpoint's own 20 most confident detections per image:
+    PyTorch fp32 scores 1, and any export that computes something else scores less. ``data``: a generated set for
+    the commands that validate a data.yaml.
+
+    At k = 0: this random model's fine branch ranks coarse tokens whose top-k scores are often nearly tied (one of three
+    random inputs tried at k = 8), and which of them a runtime keeps then turns on its last bits, so PyTorch and ONNX Runtime can
+    select different tokens in fp32 (a trained model's scores are far apart: docs/export.md, every fp32 runtime
+    scores the main job's model at k = 8 to PyTorch's AP in four decimals). The k = 8 graphs are checked against
+    PyTorch on inputs without such ties in tests/eval/test_export_matrix.py."""
     import cv2
     import torch
     from ultralytics import YOLO
@@ -148,23 +157,30 @@ def scene(tmp_path_factory):
     from pst_yolo.eval.export_matrix import parity_model
 
     root = tmp_path_factory.mktemp("scored_exports")
-    data = generate(root / "data", SynthSpec(train=1, val=16, imgsz=IMGSZ, seed=0))
-    images = data.parent / "images" / "val"
+    images = root / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    listed = []
+    for i in range(16):
+        cv2.imwrite(str(images / f"{i}.png"), rng.integers(0, 256, (IMGSZ, IMGSZ, 3), dtype=np.uint8))
+        listed.append({"id": i + 1, "file_name": f"{i}.png", "width": IMGSZ, "height": IMGSZ})
     weights = root / "pst.pt"
-    # In float32 (YOLO.save would round the weights to fp16, and the rounded model's fine branch has near-tied
-    # top-k scores where any two fp32 kernels may pick differently); the size it was made for, as training records.
-    torch.save({"model": parity_model(k=8).model, "train_args": {"imgsz": IMGSZ, "task": "detect"}}, weights)
+    # In float32 (YOLO.save would round the weights to fp16 first), with the size it was made for, as training
+    # records it.
+    torch.save({"model": parity_model(k=0).model, "train_args": {"imgsz": IMGSZ, "task": "detect"}}, weights)
     yolo = YOLO(str(weights))
-    listed = json.loads((data.parent / "annotations" / "instances_val.json").read_text())["images"]
     objects = []
     for im in listed:
-        r = yolo.predict(cv2.imread(str(images / im["file_name"])), imgsz=IMGSZ, conf=0.25, verbose=False)[0]
+        r = yolo.predict(cv2.imread(str(images / im["file_name"])), imgsz=IMGSZ, conf=0.001, max_det=20, verbose=False)[
+            0
+        ]
         for (x1, y1, x2, y2), c in zip(r.boxes.xyxy.tolist(), r.boxes.cls.tolist()):
             box = [x1, y1, x2 - x1, y2 - y1]
             objects.append({"id": len(objects) + 1, "image_id": im["id"], "category_id": int(c) + 1, "bbox": box})
     names = [{"id": i + 1, "name": name} for i, name in yolo.names.items()]  # matched by name, as evaluate does
     annotations = root / "own_detections.json"
     annotations.write_text(json.dumps({"images": listed, "annotations": objects, "categories": names}))
+    data = generate(root / "data", SynthSpec(train=1, val=4, imgsz=IMGSZ, seed=0))
     return {"root": root, "data": data, "images": images, "annotations": annotations, "weights": weights, "exports": {}}
 
 
@@ -210,7 +226,7 @@ EXPORTS = [
     pytest.param(
         "openvino", lambda p: next(p.glob("*.xml")), "OpenVINO fp32 (given)", ("precision=f32",), id="openvino-xml"
     ),
-    pytest.param(  # (slow: PNNX, and NCNN's portable top-k at k = 8: about 30 s on 2 cores)
+    pytest.param(  # (slow: PNNX converts for about 20 s on 2 cores)
         "ncnn", lambda p: p, "NCNN fp32 (the runtime's own)", (), id="ncnn-folder", marks=[needs_ncnn, pytest.mark.slow]
     ),
 ]
@@ -230,7 +246,7 @@ def test_evaluate_scores_an_export_as_pytorch_at_fp32(
     argv = (f"model={model}", f"images={scene['images']}", f"annotations={scene['annotations']}", f"save={save}")
     assert cli("evaluate", *argv, *extra) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("COCO bbox evaluation"))
-    assert f"(PST k=8, fixed in the export) at imgsz {IMGSZ} (the export's fixed size), {runs_in}:" in line
+    assert f"(PST k=0, fixed in the export) at imgsz {IMGSZ} (the export's fixed size), {runs_in}:" in line
     ap = score(save, scene["annotations"])[0]["AP"]
     assert ap == pytest.approx(reference.stats["AP"], abs=AP_TOLERANCE), f"{fmt}: AP {ap:.5f} vs PyTorch fp32"
 
@@ -257,8 +273,8 @@ def test_openvino_bf16_and_f32_are_run_and_reported(scene, reference, tmp_path):
     assert default.precision == "bf16"  # OpenVINO's CPU default on AVX512-BF16 / AMX
     bf16 = scored(scene, folder, tmp_path, precision="bf16")
     assert (bf16.precision, bf16.precision_source) == ("bf16", "given")
-    # This model's fine branch is redrawn at unit scale: bf16 moves its boxes (docs/export.md), so its AP drops
-    assert bf16.stats["AP"] < f32.stats["AP"] - 0.1
+    # This model's PST layers are redrawn at unit scale: bf16 moves its boxes (docs/export.md), so its AP drops
+    assert bf16.stats["AP"] < f32.stats["AP"] - 0.05
     assert bf16.stats["AP"] == pytest.approx(default.stats["AP"], abs=AP_TOLERANCE)
 
 
@@ -267,13 +283,14 @@ def test_compare_runs_an_export_at_its_k_and_says_what_ran(scene, cli, capsys, t
     folder = exported(scene, "openvino")
     monkeypatch.chdir(tmp_path)  # Ultralytics validates into ./runs
     cli.error("compare", f"model={folder}", f"data={scene['data']}", "topk=0,8", match="an export's k is fixed")
+    cli.error("compare", f"model={folder}", f"data={scene['data']}", "topk=8", match=r"layer 13 k=0, layer 16 k=0\)")
     capsys.readouterr()
     argv = (f"model={folder}", f"data={scene['data']}", "precision=fp32", "workers=0", "batch=4")
     assert cli("compare", *argv) == 0
     table = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("|")]
     header = [c.strip() for c in table[0].strip("|").split("|")]
     rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in table[2:]]
-    assert len(rows) == 1 and rows[0][:2] == ["8", str(IMGSZ)]
+    assert len(rows) == 1 and rows[0][:2] == ["0", str(IMGSZ)]
     assert dict(zip(header, rows[0]))["runtime"] == "OpenVINO" and dict(zip(header, rows[0]))["precision"] == "fp32"
 
 
@@ -283,10 +300,10 @@ def test_bench_scores_finished_models_and_exports_side_by_side(scene, reference,
 
     models = [str(scene["weights"]), str(exported(scene, "onnx")), str(next(exported(scene, "openvino").glob("*.xml")))]
     with pytest.raises(PrecisionError, match="PyTorch has no precision switch"):
-        bench(models=models, topk=[8], annotations=scene["annotations"], images=scene["images"], precision="bf16")
+        bench(models=models, topk=[0], annotations=scene["annotations"], images=scene["images"], precision="bf16")
     res = bench(
         models=models,
-        topk=[8],
+        topk=[0],
         annotations=scene["annotations"],
         images=scene["images"],
         precision="fp32",
@@ -297,11 +314,11 @@ def test_bench_scores_finished_models_and_exports_side_by_side(scene, reference,
     rows = {r.model: r for r in res.rows}
     assert list(rows) == ["pst", "pst-onnx", "pst-openvino"]
     assert [(r.k, r.runtime, r.precision, r.imgsz) for r in rows.values()] == [
-        (8, "PyTorch", "fp32", IMGSZ),
-        (8, "ONNX Runtime", "fp32", IMGSZ),
-        (8, "OpenVINO", "fp32", IMGSZ),
+        (0, "PyTorch", "fp32", IMGSZ),
+        (0, "ONNX Runtime", "fp32", IMGSZ),
+        (0, "OpenVINO", "fp32", IMGSZ),
     ]
     for r in rows.values():
         assert r.stats["AP"] == pytest.approx(reference.stats["AP"], abs=AP_TOLERANCE), r.model
     assert rows["pst-onnx"].params is None and "| runs in | imgsz |" in res.table
-    assert "| pst-openvino | 8 | - | - |" in res.table and "OpenVINO fp32 | 128 |" in res.table
+    assert "| pst-openvino | 0 | - | - |" in res.table and "OpenVINO fp32 | 128 |" in res.table
