@@ -92,7 +92,7 @@ SCORING = """
 
 `pst-yolo evaluate`, `compare` and `bench` take an export wherever they take a `.pt`: a file (`.onnx`,
 `.torchscript`, `.mnn`, ...), a folder as `yolo export` writes it (`*_openvino_model`, `*_ncnn_model`,
-`*_saved_model`, ...) or an OpenVINO `.xml` (its folder is loaded). The export runs at the input size and the k it
+`*_saved_model`, ...) or a file in such a folder (an OpenVINO `.xml`, an ExecuTorch `.pte`: the folder is loaded). The export runs at the input size and the k it
 was exported with (its metadata); a folder that is no export is refused in one line. `precision=` sets what
 OpenVINO computes in (`fp32`, `bf16` or `fp16`: its `INFERENCE_PRECISION_HINT`, `pst_yolo/integration/precision.py`);
 the other runtimes have no switch and take only `fp32`. Every summary and table says what ran; for OpenVINO's

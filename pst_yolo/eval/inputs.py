@@ -22,7 +22,8 @@ def _downloadable(name: str) -> bool:
 def check_model_file(model: Any) -> Any:
     """A model path must name something that loads: an existing ``.pt`` (or an Ultralytics asset name), a config,
     an exported file or an export folder (:func:`export_model_path`); other objects pass. Returns what to load:
-    the path itself, or for an OpenVINO ``.xml`` its export folder."""
+    the path itself, or for a file inside an export folder (an OpenVINO ``.xml``, an ExecuTorch ``.pte``) that
+    folder."""
     if not isinstance(model, (str, Path)):
         return model
     path = Path(str(model))
@@ -32,7 +33,15 @@ def check_model_file(model: Any) -> Any:
         raise FileNotFoundError(f"weights not found: {model} (no such file)")
     if path.is_dir() or path.suffix.lower() == ".xml" or runtime_format(model) not in (None, "pt"):
         return export_model_path(model)
+    if path.is_file() and path.suffix.lower() not in CONFIG_SUFFIXES and _in_export_folder(path):
+        return export_model_path(model)
     return model
+
+
+def _in_export_folder(path: Path) -> bool:
+    """A file no runtime loads by its own name, in a folder that is named like an export (``best.xml`` or
+    ``model.ncnn.param`` in ``best_openvino_model/``, ``best.pte`` in ``best_executorch_model/``)."""
+    return runtime_format(path) is None and runtime_format(path.parent) not in (None, "pt")
 
 
 EXPORT_EXPECTED = (
@@ -51,22 +60,23 @@ def export_model_path(model: str | Path) -> str:
     """The path to load an exported model from, as Ultralytics' ``AutoBackend`` recognises exports (by name: a
     ``.onnx`` file, a ``*_openvino_model`` folder, ...), after checking it is one:
 
-    - an OpenVINO ``.xml`` stands for its export folder (Ultralytics knows OpenVINO exports by the folder's name,
-      and reads ``metadata.yaml`` beside the ``.xml``: names, input size, k);
+    - a file in an export folder that no runtime loads by its own name (an OpenVINO ``.xml``, an ExecuTorch
+      ``.pte``, NCNN's ``.param``) stands for that folder: Ultralytics knows such exports by the folder's name,
+      and reads the ``metadata.yaml`` in it (names, input size, k);
     - a folder must be named like an export and hold one (the metadata ``yolo export`` writes into it), else
       it is refused with what is expected."""
     from pst_yolo.integration.runtime import exported_metadata
 
     path = Path(str(model))
+    if path.suffix.lower() == ".xml" and not path.is_file():
+        raise FileNotFoundError(f"model not found: {model} (no such file)")
+    if path.is_file() and _in_export_folder(path):
+        return export_model_path(path.parent)
     if path.suffix.lower() == ".xml":
-        if not path.is_file():
-            raise FileNotFoundError(f"model not found: {model} (no such file)")
-        if runtime_format(path.parent) != "openvino" or not (path.parent / "metadata.yaml").is_file():
-            raise ValueError(
-                f"model {model}: an OpenVINO .xml is loaded through its export folder (named *_openvino_model, "
-                "with the metadata.yaml `yolo export format=openvino` writes beside the .xml); give that folder"
-            )
-        return str(path.parent)
+        raise ValueError(
+            f"model {model}: an OpenVINO .xml is loaded through its export folder (named *_openvino_model, with "
+            "the metadata.yaml `yolo export format=openvino` writes beside the .xml); give that folder"
+        )
     fmt = runtime_format(path)
     if fmt in (None, "pt"):
         raise ValueError(f"model {model} is a folder, not an Ultralytics export; give {_expected()}")

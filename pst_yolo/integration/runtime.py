@@ -119,7 +119,9 @@ def export_format(path: Any) -> Optional[str]:
     if isinstance(found, (list, tuple)):  # 8.3: [pt, torchscript, onnx, ..., triton]
         names = [*export_formats()["Argument"], "triton"]
         found = next((n for n, hit in zip(names, found) if hit), None)
-    return "pt" if found == "-" else found
+    if found in ("-", "pt"):  # AutoBackend matches ".pt" anywhere in the name: an ExecuTorch best.pte is no checkpoint
+        return "pt" if Path(str(path)).suffix.lower() == ".pt" else None
+    return found
 
 
 def export_folder_suffixes() -> list[str]:

@@ -90,6 +90,20 @@ def test_folders_that_are_not_exports_are_refused_in_one_line(cli, coco_set, tmp
     cli.error("bench", f"models={plain}", f"project={tmp_path / 'b'}", match="is a folder, not an Ultralytics export")
 
 
+def test_a_file_inside_an_export_folder_stands_for_the_folder(tmp_path):
+    from pst_yolo.eval.inputs import check_model_file
+
+    folder = tmp_path / "best_executorch_model"
+    folder.mkdir()
+    (folder / "best.pte").write_bytes(b"")
+    (folder / "metadata.yaml").write_text("imgsz: [64, 64]\nbatch: 1\n")
+    assert check_model_file(folder / "best.pte") == str(folder)  # as AutoBackend, which knows the folder's name
+    assert check_model_file(folder) == str(folder)
+    (folder / "metadata.yaml").unlink()
+    with pytest.raises(ValueError, match=r"named like an export .* but holds none"):
+        check_model_file(folder / "best.pte")
+
+
 def test_speed_refuses_an_export_it_would_export_again(cli, tmp_path):
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"not read: the name decides")
