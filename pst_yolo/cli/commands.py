@@ -140,6 +140,13 @@ def run_evaluate(opts: dict) -> int:
     return 0
 
 
+def run_deploy(opts: dict) -> int:
+    from pst_yolo.eval.deploy import deploy
+
+    deploy(**opts)  # prints the table
+    return 0
+
+
 def run_coco2yolo(opts: dict) -> int:
     from pst_yolo.data.coco2yolo import SPLITS, convert
 
@@ -366,6 +373,9 @@ TRAINED_SIZE = "the model's training size (640 for a .yaml)"  # as `yolo val` / 
 MODEL_OR_EXPORT = (
     ".pt, .yaml, or an export: .onnx, .torchscript, .mnn, ..., a *_openvino_model / *_ncnn_model folder, .xml"
 )
+# pst_yolo.eval.deploy.VARIANTS by name (the help lists them without importing torch; tests/eval/test_deploy.py
+# compares the two)
+DEPLOY_VARIANTS = ("pytorch", "onnx", "openvino-fp32", "openvino", "openvino-fp16-ir", "ncnn", "ncnn-fp16")
 PRECISION_KEY = Key(
     "precision",
     str,
@@ -642,6 +652,31 @@ def build_commands() -> dict[str, Command]:
                 PRECISION_KEY,
             ),
             example="pst-yolo evaluate model=best.pt annotations=instances_val2017.json images=val2017 topk=8",
+        ),
+        Command(
+            "deploy",
+            "what deploying costs: COCO AP of trained .pt models per export format x precision, and the drop from "
+            "PyTorch fp32",
+            "pst_yolo.eval.deploy.deploy",
+            run_deploy,
+            keys=(
+                Key("models", str_list, None, "comma-separated trained .pt checkpoints (stock and PST)", required=True),
+                Key("data", str, None, "a pst-yolo synth / coco2yolo dataset (folder or data.yaml): its val COCO JSON"),
+                Key("annotations", str, None, "or: a COCO instances JSON ..."),
+                Key("images", str, None, "... and the folder its file names are relative to"),
+                Key("topk", topk_list, "0,8", "k values of PST models (each exported at each k)"),
+                Key(
+                    "variants",
+                    str_list,
+                    "all: " + ",".join(v for v in DEPLOY_VARIANTS),
+                    "format x precision variants to run (PyTorch fp32, the reference, always runs)",
+                ),
+                Key("imgsz", int, TRAINED_SIZE, "export and inference size"),
+                Key("batch", int, 1, "images per forward pass (1: per-image latency)"),
+                Key("project", str, "runs/pst-deploy", "parent of the run folder"),
+                Key("name", str, "deploy", "run folder name (numbered if it exists)"),
+            ),
+            example="pst-yolo deploy models=runs/stock/weights/best.pt,runs/pst/weights/best.pt data=datasets/synth",
         ),
         Command(
             "coco2yolo",

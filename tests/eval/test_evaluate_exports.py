@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import self_scored_scene
 from pst_yolo.eval.export_matrix import available, install_hint
 from pst_yolo.eval.tables import model_label
 from pst_yolo.integration.precision import (
@@ -153,49 +154,14 @@ AP_TOLERANCE = 1e-3
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
-    """A PST model (``parity_model``: seeded random weights, PST's layers redrawn at unit scale) saved as a checkpoint,
-    16 noise images, and a COCO JSON whose objects are that checkpoint's own 20 most confident detections per image:
-    PyTorch fp32 scores 1, and any export that computes something else scores less. ``data``: a generated set for
-    the commands that validate a data.yaml.
-
-    At k = 0: this random model's fine branch ranks coarse tokens whose top-k scores are often nearly tied (one of three
-    random inputs tried at k = 8), and which of them a runtime keeps then turns on its last bits, so PyTorch and ONNX Runtime can
-    select different tokens in fp32 (a trained model's scores are far apart: docs/export.md, every fp32 runtime
-    scores the main job's model at k = 8 to PyTorch's AP in four decimals). The k = 8 graphs are checked against
-    PyTorch on inputs without such ties in tests/eval/test_export_matrix.py."""
-    import cv2
-    import torch
-    from ultralytics import YOLO
-
+    """A PST model scored against its own detections (``helpers.self_scored_scene``), plus a generated set for
+    the commands that validate a data.yaml."""
     from pst_yolo.data.synth import SynthSpec, generate
-    from pst_yolo.eval.export_matrix import parity_model
 
     root = tmp_path_factory.mktemp("scored_exports")
-    images = root / "images"
-    images.mkdir()
-    rng = np.random.default_rng(0)
-    listed = []
-    for i in range(16):
-        cv2.imwrite(str(images / f"{i}.png"), rng.integers(0, 256, (IMGSZ, IMGSZ, 3), dtype=np.uint8))
-        listed.append({"id": i + 1, "file_name": f"{i}.png", "width": IMGSZ, "height": IMGSZ})
-    weights = root / "pst.pt"
-    # In float32 (YOLO.save would round the weights to fp16 first), with the size it was made for, as training
-    # records it.
-    torch.save({"model": parity_model(k=0).model, "train_args": {"imgsz": IMGSZ, "task": "detect"}}, weights)
-    yolo = YOLO(str(weights))
-    objects = []
-    for im in listed:
-        r = yolo.predict(cv2.imread(str(images / im["file_name"])), imgsz=IMGSZ, conf=0.001, max_det=20, verbose=False)[
-            0
-        ]
-        for (x1, y1, x2, y2), c in zip(r.boxes.xyxy.tolist(), r.boxes.cls.tolist()):
-            box = [x1, y1, x2 - x1, y2 - y1]
-            objects.append({"id": len(objects) + 1, "image_id": im["id"], "category_id": int(c) + 1, "bbox": box})
-    names = [{"id": i + 1, "name": name} for i, name in yolo.names.items()]  # matched by name, as evaluate does
-    annotations = root / "own_detections.json"
-    annotations.write_text(json.dumps({"images": listed, "annotations": objects, "categories": names}))
+    found = self_scored_scene(root, IMGSZ)
     data = generate(root / "data", SynthSpec(train=1, val=4, imgsz=IMGSZ, seed=0))
-    return {"root": root, "data": data, "images": images, "annotations": annotations, "weights": weights, "exports": {}}
+    return {**found, "root": root, "data": data, "exports": {}}
 
 
 def exported(scene: dict, fmt: str) -> Path:
