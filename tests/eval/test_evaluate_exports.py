@@ -91,18 +91,24 @@ def test_folders_that_are_not_exports_are_refused_in_one_line(cli, coco_set, tmp
     cli.error("bench", f"models={plain}", f"project={tmp_path / 'b'}", match="is a folder, not an Ultralytics export")
 
 
-def test_a_file_inside_an_export_folder_stands_for_the_folder(tmp_path):
+@pytest.mark.parametrize(
+    "folder, file", [("best_ncnn_model", "model.ncnn.param"), ("best_executorch_model", "best.pte")]
+)
+def test_a_file_inside_an_export_folder_stands_for_the_folder(folder, file, tmp_path):
     from pst_yolo.eval.inputs import check_model_file
+    from pst_yolo.integration.runtime import export_format
 
-    folder = tmp_path / "best_executorch_model"
+    if export_format(folder) is None:
+        pytest.skip(f"this Ultralytics has no {folder.split('_')[1]} format")  # (ExecuTorch: from 8.4)
+    folder = tmp_path / folder
     folder.mkdir()
-    (folder / "best.pte").write_bytes(b"")
+    (folder / file).write_bytes(b"")
     (folder / "metadata.yaml").write_text("imgsz: [64, 64]\nbatch: 1\n")
-    assert check_model_file(folder / "best.pte") == str(folder)  # as AutoBackend, which knows the folder's name
+    assert check_model_file(folder / file) == str(folder)  # as AutoBackend, which knows the folder's name
     assert check_model_file(folder) == str(folder)
     (folder / "metadata.yaml").unlink()
     with pytest.raises(ValueError, match=r"named like an export .* but holds none"):
-        check_model_file(folder / "best.pte")
+        check_model_file(folder / file)  # (best.pte: not taken for a .pt checkpoint either)
 
 
 def test_speed_refuses_an_export_it_would_export_again(cli, tmp_path):
