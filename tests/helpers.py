@@ -216,3 +216,51 @@ def save_trained_at(path: Path, cfg: str, imgsz: int, nc: int = 5) -> Path:
     model.ckpt = {"train_args": {"imgsz": imgsz, "task": model.task}}
     model.save(str(path))
     return path
+
+
+# --------------------------------------------------------------------------------------------------
+# A model scored against its own detections (the export scoring tests)
+# --------------------------------------------------------------------------------------------------
+def self_scored_scene(root: Path, imgsz: int = 128, images: int = 16) -> dict:
+    """A PST model (``parity_model``: seeded random weights, PST's layers redrawn at unit scale) saved as a
+    checkpoint ``weights``, ``images`` noise images in ``images``, and ``annotations``: a COCO JSON whose objects are
+    that checkpoint's own 20 most confident detections per image. PyTorch fp32 scores AP 1 on it, and any export that
+    computes something else scores less.
+
+    At k = 0: this random model's fine branch ranks coarse tokens whose top-k scores are often nearly tied (one of
+    three random inputs tried at k = 8), and which of them a runtime keeps then turns on its last bits, so PyTorch
+    and ONNX Runtime can select different tokens in fp32 (a trained model's scores are far apart: docs/export.md,
+    every fp32 runtime scores the main job's model at k = 8 to PyTorch's AP in four decimals). The k = 8 graphs are
+    checked against PyTorch on inputs without such ties in tests/eval/test_export_matrix.py. Noise images, not drawn
+    shapes: flat regions make exactly equal token scores."""
+    import json
+
+    import cv2
+    import numpy as np
+    import torch
+    from ultralytics import YOLO
+
+    from pst_yolo.eval.export_matrix import parity_model
+
+    folder = root / "images"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    listed = []
+    for i in range(images):
+        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 256, (imgsz, imgsz, 3), dtype=np.uint8))
+        listed.append({"id": i + 1, "file_name": f"{i}.png", "width": imgsz, "height": imgsz})
+    weights = root / "pst.pt"
+    # In float32 (YOLO.save would round the weights to fp16 first), with the size it was made for, as training
+    # records it.
+    torch.save({"model": parity_model(k=0).model, "train_args": {"imgsz": imgsz, "task": "detect"}}, weights)
+    yolo = YOLO(str(weights))
+    objects = []
+    for im in listed:
+        r = yolo.predict(cv2.imread(str(folder / im["file_name"])), imgsz=imgsz, conf=0.001, max_det=20, verbose=False)
+        for (x1, y1, x2, y2), c in zip(r[0].boxes.xyxy.tolist(), r[0].boxes.cls.tolist()):
+            box = [x1, y1, x2 - x1, y2 - y1]
+            objects.append({"id": len(objects) + 1, "image_id": im["id"], "category_id": int(c) + 1, "bbox": box})
+    names = [{"id": i + 1, "name": name} for i, name in yolo.names.items()]  # matched by name, as evaluate does
+    annotations = root / "own_detections.json"
+    annotations.write_text(json.dumps({"images": listed, "annotations": objects, "categories": names}))
+    return {"images": folder, "annotations": annotations, "weights": weights}

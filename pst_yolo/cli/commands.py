@@ -157,6 +157,13 @@ def run_evaluate(opts: dict) -> int:
     return 0
 
 
+def run_deploy(opts: dict) -> int:
+    from pst_yolo.eval.deploy import deploy
+
+    deploy(**opts)  # prints the table
+    return 0
+
+
 def run_coco2yolo(opts: dict) -> int:
     from pst_yolo.data.coco2yolo import SPLITS, convert
 
@@ -307,7 +314,8 @@ def _training_keys(task: str) -> tuple[Key, ...]:
             "models",
             str_list,
             models,
-            "comma-separated .yaml configs (trained) and/or .pt weights (evaluated as they are)",
+            "comma-separated .yaml configs (trained) and/or .pt weights and exports (.onnx, *_openvino_model, "
+            "...: evaluated as they are)",
         ),
         Key("topk", topk_list, "0,8", "k values at which PST models are evaluated"),
         Key("epochs", count, f"{epochs} (synthetic) / 100", "training epochs"),
@@ -343,6 +351,7 @@ def _training_keys(task: str) -> tuple[Key, ...]:
         Key("val", integer, None, "generated set: val images (no data= only)"),
         Key("synth_imgsz", integer, None, "generated set: image size (no data= only)"),
         Key("synth_seed", integer, None, "generated set: seed (no data= only)"),
+        PRECISION_KEY,
     )
 
 
@@ -388,6 +397,18 @@ def _synth_classify_keys() -> tuple[Key, ...]:
 
 
 TRAINED_SIZE = "the model's training size (640 for a .yaml)"  # as `yolo val` / `yolo predict` choose it
+MODEL_OR_EXPORT = (
+    ".pt, .yaml, or an export: .onnx, .torchscript, .mnn, ..., a *_openvino_model / *_ncnn_model folder, .xml"
+)
+# pst_yolo.eval.deploy.VARIANTS by name (the help lists them without importing torch; tests/eval/test_deploy.py
+# compares the two)
+DEPLOY_VARIANTS = ("pytorch", "onnx", "openvino-fp32", "openvino", "openvino-fp16-ir", "ncnn", "ncnn-fp16")
+PRECISION_KEY = Key(
+    "precision",
+    str,
+    "the runtime's (OpenVINO: bf16 on CPUs with AVX512-BF16/AMX)",
+    "OpenVINO: fp32, bf16 or fp16 (INFERENCE_PRECISION_HINT); other runtimes: fp32 only",
+)
 
 PREDICT_KEYS = (
     Key("imgsz", image_size, TRAINED_SIZE, "inference size; a different one is used with a warning"),
@@ -527,15 +548,22 @@ def build_commands() -> dict[str, Command]:
             "pst_yolo.eval.compare.compare",
             run_compare,
             keys=(
-                Key("model", str, None, ".pt checkpoint (or a PST .yaml)", required=True),
+                Key(
+                    "model",
+                    str,
+                    None,
+                    "a PST .pt (or .yaml), or its export (k fixed): " + MODEL_OR_EXPORT,
+                    required=True,
+                ),
                 Key("data", str, None, "an Ultralytics data.yaml or ImageFolder", required=True),
-                Key("topk", topk_list, "0,4,8,16", "k values"),
+                Key("topk", topk_list, "0,4,8,16 (an export: its k)", "k values"),
                 Key("imgsz", image_size, TRAINED_SIZE, "validation size; a different one is used with a warning"),
                 Key("batch", count, 16, "validation batch"),
                 Key("device", device, None, "cpu, 0, ..."),
                 Key("workers", non_negative, 2, "dataloader workers"),
                 Key("split", str, "val", "split to validate"),
                 Key("save_dir", str, None, "also write compare.md / compare.csv here"),
+                PRECISION_KEY,
             ),
             example="pst-yolo compare model=best.pt data=coco8.yaml topk=0,4,8,16",
         ),
@@ -636,7 +664,7 @@ def build_commands() -> dict[str, Command]:
             "pst_yolo.eval.coco.evaluate",
             run_evaluate,
             keys=(
-                Key("model", str, None, ".pt / .yaml", required=True),
+                Key("model", str, None, MODEL_OR_EXPORT, required=True),
                 Key("images", str, None, "folder the JSON's file names are relative to", required=True),
                 Key("annotations", str, None, "COCO instances JSON", required=True),
                 Key("topk", optional_int, "the model's", "k of every PST layer (none: the model's)"),
@@ -648,8 +676,34 @@ def build_commands() -> dict[str, Command]:
                 Key("device", device, None, "cpu, 0, ..."),
                 Key("class_map", str, None, "coco_map.json of the dataset (class index -> category id)"),
                 Key("save", str, "runs/pst-coco/<model>_k<k>_detections.json", "detections JSON path"),
+                PRECISION_KEY,
             ),
             example="pst-yolo evaluate model=best.pt annotations=instances_val2017.json images=val2017 topk=8",
+        ),
+        Command(
+            "deploy",
+            "what deploying costs: COCO AP of trained .pt models per export format x precision, and the drop from "
+            "PyTorch fp32",
+            "pst_yolo.eval.deploy.deploy",
+            run_deploy,
+            keys=(
+                Key("models", str_list, None, "comma-separated trained .pt checkpoints (stock and PST)", required=True),
+                Key("data", str, None, "a pst-yolo synth / coco2yolo dataset (folder or data.yaml): its val COCO JSON"),
+                Key("annotations", str, None, "or: a COCO instances JSON ..."),
+                Key("images", str, None, "... and the folder its file names are relative to"),
+                Key("topk", topk_list, "0,8", "k values of PST models (each exported at each k)"),
+                Key(
+                    "variants",
+                    str_list,
+                    "all: " + ",".join(v for v in DEPLOY_VARIANTS),
+                    "format x precision variants to run (PyTorch fp32, the reference, always runs)",
+                ),
+                Key("imgsz", int, TRAINED_SIZE, "export and inference size"),
+                Key("batch", int, 1, "images per forward pass (1: per-image latency)"),
+                Key("project", str, "runs/pst-deploy", "parent of the run folder"),
+                Key("name", str, "deploy", "run folder name (numbered if it exists)"),
+            ),
+            example="pst-yolo deploy models=runs/stock/weights/best.pt,runs/pst/weights/best.pt data=datasets/synth",
         ),
         Command(
             "coco2yolo",

@@ -5,11 +5,13 @@
     result = bench(task="classify")         # yolo11n-cls vs yolo11n-cls-pst on a synthetic ImageFolder set
     result = bench(task="segment")          # yolo11n-seg vs yolo11n-seg-pst (also task="pose", "obb")
     result = bench(data="datasets/coco/data.yaml", models=["best_n.pt", "best_n_pst.pt"], topk=[0, 8], imgsz=640)
+    result = bench(data="datasets/coco/data.yaml", models=["best.pt", "best_openvino_model"], precision="fp32")
     print(result.table)                     # also in result.run_dir / results.md, results.csv, results.png
 
 One runner for every task: every ``.yaml`` model is trained with the same recipe (PST models train
-coarse-only, as the paper does); ``.pt`` models are evaluated as they are. A model with PST layers is
-evaluated once per k in ``topk``; a model without PST layers once (k "-"). Detection is scored with
+coarse-only, as the paper does); ``.pt`` models and exports (``.onnx``, ``*_openvino_model``, ...) are evaluated
+as they are. A model with PST layers is evaluated once per k in ``topk``; a model without PST layers once (k "-");
+an export once, at the k it was exported at. Detection is scored with
 pycocotools (COCOeval bbox) on the val split's COCO JSON with the dataset's own ids; classification
 with Ultralytics' top-1/top-5; segmentation, pose and oriented boxes with Ultralytics' validation mAP of
 the task (box + mask, box + keypoint OKS, rotated box), segmentation also with pycocotools mask AP
@@ -49,14 +51,16 @@ RECIPES = ("fast", "stock")
 class BenchRow:
     model: str  # name shown in the table (see tables.model_label)
     k: Optional[int]  # None: model without PST layers
-    params: int
-    gflops: float  # pst_yolo.eval.flops at the row's k and imgsz
+    params: Optional[int]  # None: an export (its network is not a PyTorch module here)
+    gflops: Optional[float]  # pst_yolo.eval.flops at the row's k and imgsz; None: an export
     stats: dict[str, float]  # detection: the 12 COCOeval numbers by name; classification: top1, top5
     ms_per_image: Optional[float]
     weights: str
     detections: Optional[str] = None  # detection: the detections JSON that was scored
     train_seconds: Optional[float] = None
     imgsz: Optional[int] = None  # the size it was evaluated at (a .pt: its training size unless imgsz= is given)
+    runtime: str = "PyTorch"  # what it ran in (integration.precision.runtime_name) ...
+    precision: str = "fp32"  # ... and at which precision
 
 
 @dataclass
@@ -550,12 +554,19 @@ def check_bench_inputs(
     models: Sequence[Any], topk: Sequence[Any], recipe: Optional[str]
 ) -> tuple[list[str], list[int]]:
     """Validate a benchmark's models / topk / recipe; returns (models as strings, topk as ints)."""
+    from pst_yolo.eval.inputs import check_model_file, runtime_format
+
     models = [str(m) for m in models]
     if not models:
         raise ValueError("models= is empty: give at least one .yaml config or .pt weights file")
-    for m in models:
-        if Path(m).suffix not in (".yaml", ".yml", ".pt"):
-            raise ValueError(f"model {m!r}: give a .yaml config (trained here) or .pt weights (evaluated as is)")
+    for i, m in enumerate(models):
+        if Path(m).suffix in (".yaml", ".yml"):
+            continue
+        models[i] = str(check_model_file(m))  # an export folder must hold one; an OpenVINO .xml: its folder
+        if Path(m).suffix != ".pt" and runtime_format(models[i]) in (None, "pt"):
+            raise ValueError(
+                f"model {m!r}: give a .yaml config (trained here), .pt weights or an export (evaluated as is)"
+            )
     topk = [int(k) for k in topk]
     if any(k < 0 for k in topk):
         raise ValueError(f"topk values must be >= 0, got {topk}")
@@ -619,6 +630,7 @@ def bench(
     jobs: Optional[int] = None,
     precise_bn: int = 0,
     verbose: bool = True,
+    precision: Optional[str] = None,
 ) -> BenchResult:
     """Train/load each model, evaluate it at each k, write results.md/.csv/.png into the run folder.
 
@@ -628,8 +640,9 @@ def bench(
             (``train/<class>/...``, ``val/<class>/...``); segment / pose / obb: a ``data.yaml`` of that task
             (e.g. from ``pst-yolo synth task=...``). None: generate the task's synthetic set (``synth``,
             default ``TASKS[task].main_synth``) into the run folder.
-        models: ``.yaml`` configs (trained here, same recipe for all) and/or ``.pt`` weights (used as is);
-            default: the task's stock nano model and its PST twin.
+        models: ``.yaml`` configs (trained here, same recipe for all) and/or ``.pt`` weights and exports (``.onnx``,
+            ``*_openvino_model``, ... as ``yolo export`` writes them; used as is, an export at the k it was exported
+            at); default: the task's stock nano model and its PST twin.
         topk: the k values at which models with PST layers are evaluated ([] = the k each checkpoint carries).
         epochs, imgsz, batch: default to the embedded job's on synthetic data (imgsz: the set's own), else
             Ultralytics' (100 epochs, 640 / 224 px, batch 16) with the stock recipe. A ``.pt`` model is
@@ -653,12 +666,24 @@ def bench(
         precise_bn: if > 0, also evaluate each model trained here with its BatchNorm statistics re-estimated on
             that many un-augmented train images (``nn.precise_bn``; rows ``<model>+preciseBN``, weights
             ``best-precise-bn.pt`` beside ``best.pt``).
+        precision: what every model runs in, where its runtime has a switch: OpenVINO ``fp32`` / ``bf16`` / ``fp16``
+            (``integration.precision``); runtimes without one (PyTorch for the models trained here) take only
+            ``fp32``. None: each runtime's default. The table then says what ran (its "runs in" column).
     """
     from ultralytics import YOLO
 
     from pst_yolo.data.writer import run_folder
-    from pst_yolo.eval.inputs import check_non_negative, check_positive, check_seed, load_model
-    from pst_yolo.integration.runtime import choose_imgsz
+    from pst_yolo.eval.inputs import (
+        check_non_negative,
+        check_positive,
+        check_seed,
+        export_k,
+        export_path_of,
+        load_model,
+        runtime_format,
+    )
+    from pst_yolo.integration.precision import check_precision, parse_precision, runtime_name, runtime_precision
+    from pst_yolo.integration.runtime import choose_imgsz, export_quantization
     from pst_yolo.nn.fine_train import FineTrainSchedule
     from pst_yolo.nn.topk import get_topk, pst_layers, set_topk
 
@@ -681,6 +706,10 @@ def bench(
         spec.check(data, annotations, images, split)
     for m in models:
         load_model(m, task=task, quiet=True)
+    if precision is not None:
+        parse_precision(precision)
+        for m in models:  # a config is trained here and runs in PyTorch
+            check_precision(runtime_format(m) or "pt", precision)
 
     # A new numbered folder, or with exist_ok the named one if it is empty or an earlier pst-yolo run folder.
     run_dir = run_folder(
@@ -731,12 +760,13 @@ def bench(
         "split": split,
         "fine_train": schedule.describe() if schedule else None,
         "precise_bn": precise_bn,
+        "precision": precision,
     }
 
     n_steps, step = len(to_train) + len(models), 0
     weights: dict[str, tuple[str, Optional[float]]] = {}
     for m in models:
-        if m not in to_train and not Path(m).is_file():
+        if m not in to_train and not Path(m).exists():
             raise FileNotFoundError(f"weights not found: {m}")
     jobs = resolve_jobs(jobs, len(to_train))
     settings["jobs"] = jobs
@@ -799,35 +829,41 @@ def bench(
         size, why = choose_imgsz(yolo, imgsz if trained_here else given_imgsz, label)
         if why == "default":  # a checkpoint that records no size: the set's own, as for the trained models
             size = imgsz
+        fmt = runtime_format(yolo)
         ks: list[Optional[int]] = [None]
         if pst_layers(yolo):  # the given k values, or (topk=[]) the k the checkpoint carries
             current = get_topk(yolo)
             ks = list(topk) if topk else [current if isinstance(current, int) else None]
         if verbose:
+            fixed = "" if fmt == "pt" or export_k(yolo) is None else f" at k = {export_k(yolo)} (fixed in the export)"
             print(
                 f"\n[{step}/{n_steps}] evaluating {label} ({path}) at imgsz {size} ({why})"
-                f"{' at k = ' + ', '.join(map(str, ks)) if ks != [None] else ''}"
+                f"{' at k = ' + ', '.join(map(str, ks)) if ks != [None] else fixed}"
             )
         sizes = {}
         for k in ks:  # before evaluation fuses Conv+BN in place
             if k is not None:
                 set_topk(yolo, k)
-            sizes[k] = model_size(yolo, size)
+            sizes[k] = model_size(yolo, size) if fmt == "pt" else None
+        quantized = export_quantization(export_path_of(yolo)) if fmt != "pt" else None
         for k in ks:
-            stats, ms, detections = spec.score(
-                yolo, k, label, run_dir, size, eval_batch, device, workers, split, verbose, **dataset.score_args
-            )
+            with runtime_precision(fmt, precision, quantized) as ran:
+                stats, ms, detections = spec.score(
+                    yolo, k, label, run_dir, size, eval_batch, device, workers, split, verbose, **dataset.score_args
+                )
             row = BenchRow(
                 model=label,
-                k=k,
-                params=sizes[k].params,
-                gflops=sizes[k].gflops,
+                k=k if fmt == "pt" else export_k(yolo),
+                params=None if sizes[k] is None else sizes[k].params,
+                gflops=None if sizes[k] is None else sizes[k].gflops,
                 stats=stats,
                 ms_per_image=ms,
                 weights=path,
                 detections=detections,
                 train_seconds=train_s,
                 imgsz=size,
+                runtime=runtime_name(fmt),
+                precision=ran.label(),
             )
             rows.append(row)
             if verbose:
@@ -921,9 +957,15 @@ def precise_bn_checkpoint(weights: str, data: str, task: str, imgsz: int, images
 # --------------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------------
-def columns(spec: BenchTask) -> tuple[str, ...]:
-    """The table's columns; imgsz last: the size each row was evaluated at."""
-    return ("model", "k", "params", "GFLOPs", *spec.columns, "ms/image", "imgsz")
+def columns(spec: BenchTask, runs_in: bool = False) -> tuple[str, ...]:
+    """The table's columns; imgsz last: the size each row was evaluated at. ``runs_in``: a column saying what each
+    row ran in ("OpenVINO bf16"), for tables with exports or a precision= (:func:`shows_runtime`)."""
+    return ("model", "k", "params", "GFLOPs", *spec.columns, "ms/image", *(("runs in",) if runs_in else ()), "imgsz")
+
+
+def shows_runtime(rows: Sequence[BenchRow]) -> bool:
+    """Whether a table needs its "runs in" column: some row ran outside PyTorch or not in fp32."""
+    return any((r.runtime, r.precision) != ("PyTorch", "fp32") for r in rows)
 
 
 def markdown_table(rows: Sequence[BenchRow], spec: BenchTask = DETECT) -> str:
@@ -931,16 +973,18 @@ def markdown_table(rows: Sequence[BenchRow], spec: BenchTask = DETECT) -> str:
         v = r.stats.get(c, -1.0)
         return "-" if v is None or v < 0 or math.isnan(v) else f"{v:.3f}"  # -1: COCO has nothing to score; nan
 
-    cols = columns(spec)
+    runs_in = shows_runtime(rows)
+    cols = columns(spec, runs_in)
     lines = ["| " + " | ".join(cols) + " |", "|---|" + "---:|" * (len(cols) - 1)]
     for r in rows:
         cells = [
             r.model,
             "-" if r.k is None else str(r.k),
-            f"{r.params / 1e6:.2f} M",
-            f"{r.gflops:.2f}",
+            "-" if r.params is None else f"{r.params / 1e6:.2f} M",
+            "-" if r.gflops is None else f"{r.gflops:.2f}",
             *(stat(r, c) for c in spec.columns),
             "-" if r.ms_per_image is None else f"{r.ms_per_image:.1f}",
+            *((f"{r.runtime} {r.precision}",) if runs_in else ()),
             "-" if r.imgsz is None else str(r.imgsz),
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -949,19 +993,21 @@ def markdown_table(rows: Sequence[BenchRow], spec: BenchTask = DETECT) -> str:
 
 def _write_csv(rows: Sequence[BenchRow], path: Path, spec: BenchTask) -> None:
     header = ["model", "k", "params", "GFLOPs", *spec.csv_stats, "ms_per_image", "train_seconds", "weights"]
-    header += ["detections", "imgsz"]
+    header += ["detections", "imgsz", "runtime", "precision"]
     body = [
         [
             r.model,
             "" if r.k is None else r.k,
-            r.params,
-            f"{r.gflops:.4f}",
+            "" if r.params is None else r.params,
+            "" if r.gflops is None else f"{r.gflops:.4f}",
             *(f"{r.stats.get(s, math.nan):.5f}" for s in spec.csv_stats),
             "" if r.ms_per_image is None else f"{r.ms_per_image:.3f}",
             "" if r.train_seconds is None else f"{r.train_seconds:.1f}",
             r.weights,
             r.detections or "",
             "" if r.imgsz is None else r.imgsz,
+            r.runtime,
+            r.precision,
         ]
         for r in rows
     ]
@@ -1073,6 +1119,16 @@ def _markdown_report(table: str, settings: dict, seconds: float, rows: Sequence[
         f'k = fine-branch top-k of the PST layers (0 = coarse attention only; "-" = no PST layers). '
         f"{GFLOPS_NOTE}, at the row's k and imgsz. {timing}, batch {settings['eval_batch']} "
         f"on {settings['device']}.",
+        *(
+            [
+                "",
+                'Exports run at the k they were exported at; their params and GFLOPs are "-" (no PyTorch network to '
+                'count). "runs in": the runtime and the precision it computed in (OpenVINO: as its compiled model '
+                f"reports; precision= {settings.get('precision') or 'not given: each runtime at its default'}).",
+            ]
+            if shows_runtime(rows)
+            else []
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -29,8 +29,32 @@ import numpy as np
 from pst_yolo.data.coco_json import ImageFileError, decode_image, load_coco_json
 from pst_yolo.data.coco_map import read_map
 from pst_yolo.data.writer import write_json
-from pst_yolo.eval.inputs import check_fraction, check_positive, load_model
-from pst_yolo.integration.runtime import choose_imgsz
+from pst_yolo.eval.inputs import (
+    check_export_topk,
+    check_fraction,
+    check_positive,
+    export_k,
+    export_path_of,
+    load_model,
+    runtime_format,
+)
+from pst_yolo.integration.precision import (
+    SWITCHES,
+    PrecisionError,
+    PrecisionRun,
+    check_precision,
+    parse_precision,
+    runtime_name,
+    runtime_precision,
+)
+from pst_yolo.integration.runtime import (
+    backend_precision,
+    choose_imgsz,
+    export_batch,
+    export_quantization,
+    predictor_backend,
+    predictor_imgsz,
+)
 from pst_yolo.integration.runtime import progress as progress_bar
 from pst_yolo.nn.topk import pst_layers
 from pst_yolo.nn.topk import topk as topk_context
@@ -60,6 +84,9 @@ class CocoResult:
     summary: str = ""  # COCOeval's printed table
     imgsz: int | None = None  # the inference size used (None: a detection function, which chooses its own)
     imgsz_source: str = ""  # why that size: "given", "the model's training size", ...
+    runtime: str = ""  # the Ultralytics format it ran in: "pt" (PyTorch), "onnx", "openvino", ...; "" for a function
+    precision: str = ""  # what that runtime computed in: "fp32", "bf16", ... (integration.precision)
+    precision_source: str = ""  # why: "given", "OpenVINO's default here", "the runtime's own"
 
     def __getitem__(self, key: str) -> float:
         return self.stats[key]
@@ -72,6 +99,8 @@ class CocoResult:
             "num_detections": self.num_detections,
             "ms_per_image": self.ms_per_image,
             "topk": self.topk,
+            "runtime": self.runtime,
+            "precision": self.precision,
         }
 
 
@@ -400,17 +429,23 @@ def evaluate(
     names: Sequence[str] | None = None,
     verbose: bool = True,
     progress: bool = True,
+    precision: str | None = None,
 ) -> CocoResult:
     """Run ``model`` on every image of ``annotations`` (files under ``images``) and score it with COCOeval.
 
     Args:
-        model: a ``.pt``/``.yaml`` path, an Ultralytics ``YOLO`` object, or a function taking a list of
-            BGR images and returning, per image, an ``(n, 6)`` array ``x1, y1, x2, y2, score, class``
-            in that image's pixels (give ``names=`` or ``class_map=`` with it).
+        model: a ``.pt``/``.yaml`` path, an export Ultralytics loads (``.onnx``, ``.torchscript``, ``.mnn``,
+            a ``*_openvino_model`` / ``*_ncnn_model`` / ``*_saved_model`` folder, an OpenVINO ``.xml``), an
+            Ultralytics ``YOLO`` object, or a function taking a list of BGR images and returning, per image,
+            an ``(n, 6)`` array ``x1, y1, x2, y2, score, class`` in that image's pixels (give ``names=`` or
+            ``class_map=`` with it).
         images: the folder that the ``file_name`` entries are relative to (absolute names work too).
         annotations: a COCO instances JSON (path or loaded dict).
         topk: fine-branch k of every PST layer during this evaluation (None: leave the model's k);
-            an error for models without PST layers.
+            an error for models without PST layers. An export runs at the k it was exported at only.
+        precision: what the runtime computes in, where it has a switch: OpenVINO ``fp32`` / ``bf16`` /
+            ``fp16`` (``INFERENCE_PRECISION_HINT``); None: the runtime's default (OpenVINO: bf16 on CPUs with
+            AVX512-BF16 or AMX). Runtimes without a switch take only ``fp32``. The result says what ran.
         imgsz: inference size; None: the size the checkpoint was trained at, as ``yolo val`` uses (an
             export: its fixed size; a config: 640). A size that differs from the training size is used,
             with an ``ImageSizeWarning``.
@@ -422,11 +457,14 @@ def evaluate(
 
     Returns:
         :class:`CocoResult`: ``stats`` (the 12 COCOeval numbers by name), ``detections`` (the JSON
-        path), ``ms_per_image`` (wall time of preprocess + inference + NMS per image, batch ``batch``).
+        path), ``ms_per_image`` (wall time of preprocess + inference + NMS per image, batch ``batch``),
+        ``runtime`` and ``precision`` (what ran).
     """
     # Every input is checked before the model runs: settings, ground truth, image files, output path, model.
     check_positive(imgsz=imgsz, batch=batch, max_det=max_det)
     check_fraction(conf=conf, iou=iou)
+    if precision is not None:
+        parse_precision(precision)
     if topk is not None and (isinstance(topk, bool) or int(topk) < 0):
         raise ValueError(f"topk={topk!r}: must be a non-negative integer (0 = coarse only) or None")
     gt_data = load_ground_truth(annotations)
@@ -449,10 +487,17 @@ def evaluate(
         _check_save(Path(save), annotations)
     model = _load_model(model)
     yolo = _is_yolo(model)
+    fmt = runtime_format(model) if yolo else None
+    if yolo:
+        check_precision(fmt, precision)
+    elif precision is not None:
+        raise ValueError("precision= needs a model (a path or a YOLO object): it sets the precision of its runtime")
     if names is None:
         names = getattr(model, "names", None)
     mapping, how = resolve_class_map(names, gt_data["categories"], class_map)
     size, size_source = None, ""
+    if yolo and fmt != "pt":  # a fixed-shape export takes its own batch (1), as Ultralytics' validator runs it
+        batch = min(batch, export_batch(export_path_of(model)) or batch)
     if yolo:
         size, size_source = choose_imgsz(model, imgsz, str(getattr(model, "ckpt_path", None) or "the model"))
         detect = _yolo_detector(model, size, conf, iou, max_det, device)
@@ -467,15 +512,24 @@ def evaluate(
     if topk is not None:
         if not yolo:
             raise ValueError("topk= needs a YOLO model (or a .pt/.yaml path); it sets the k of its PST layers")
-        if not pst_layers(model):
+        if fmt != "pt":
+            check_export_topk(model, topk)  # (the k it was exported at: nothing to set)
+        elif not pst_layers(model):
             raise ValueError("topk= was given, but this model has no PST layers; leave topk unset for it")
-        context = topk_context(model, int(topk))
+        else:
+            context = topk_context(model, int(topk))
+    running = (
+        runtime_precision(fmt, precision, export_quantization(export_path_of(model)) if fmt != "pt" else None)
+        if yolo
+        else contextlib.nullcontext()
+    )
 
     results, unmapped, seconds = [], 0, 0.0
-    with context:
+    with context, running as ran:
         if yolo and paths:  # warm-up outside the timing (first calls build the predictor, fuse, allocate)
             first = gt_data["images"][0]
             detect([read_image(paths[0], first.get("width"), first.get("height"))])
+            size = _settled_imgsz(model, size)
         starts = range(0, len(paths), batch)
         for start in progress_bar(
             starts, desc=f"COCO eval{'' if topk is None else f' k={topk}'}", total=len(starts), disable=not progress
@@ -510,18 +564,24 @@ def evaluate(
                         }
                     )
 
+    if yolo:
+        _check_precision_ran(model, ran)
     if save is None:
-        stem = Path(str(getattr(model, "ckpt_path", None) or getattr(model, "model_name", None) or "model")).stem
-        save = Path("runs/pst-coco") / f"{stem}{'' if topk is None else f'_k{topk}'}_detections.json"
+        save = (
+            Path("runs/pst-coco")
+            / f"{_detections_stem(model, fmt, ran)}{'' if topk is None else f'_k{topk}'}_detections.json"
+        )
         _check_save(save, annotations)
     save = Path(save)
     write_json(save, results)
     stats, summary = _score(results, gt_data, max_det)
     if verbose:
-        label = "" if topk is None else f" (PST k={topk})"
+        k = topk if topk is not None or fmt in (None, "pt") else export_k(model)
+        label = "" if k is None else f" (PST k={k}{'' if fmt in (None, 'pt') else ', fixed in the export'})"
         at = "" if size is None else f" at imgsz {size} ({size_source})"
+        how = "" if ran is None else f", {runtime_name(fmt)} {ran.label()} ({ran.how()})"
         print(
-            f"COCO bbox evaluation{label}{at}: {len(paths)} images, {len(results)} detections -> {save}"
+            f"COCO bbox evaluation{label}{at}{how}: {len(paths)} images, {len(results)} detections -> {save}"
             f"{f'; {unmapped} detections of classes without a category dropped' if unmapped else ''}"
         )
         print(summary.rstrip())
@@ -538,4 +598,41 @@ def evaluate(
         summary=summary,
         imgsz=size,
         imgsz_source=size_source,
+        runtime=fmt or "",
+        precision="" if ran is None else ran.label(),
+        precision_source="" if ran is None else ran.how(),
     )
+
+
+def _settled_imgsz(yolo: Any, size: int) -> int:
+    """The size an export actually ran at, once its predictor is built: Ultralytics runs a fixed-size export at its
+    own size whatever is asked, and for a format whose metadata is not readable unloaded (MNN) only the
+    predictor knows it."""
+    settled = predictor_imgsz(yolo) if runtime_format(yolo) != "pt" else None
+    if isinstance(settled, (list, tuple)) and settled:
+        settled = max(settled)
+    return int(settled) if isinstance(settled, int) else size
+
+
+def _check_precision_ran(yolo: Any, ran: PrecisionRun) -> None:
+    """Every OpenVINO model that ran was compiled inside ``runtime_precision`` (so it got the hint and its precision
+    was read); a ``YOLO`` object whose predictor was built before the evaluation is read directly instead, and a
+    precision that differs from the one asked for is an error, not a silently different number."""
+    if ran.fmt not in SWITCHES:
+        return
+    if not ran.compiled:
+        ran.compiled.append(backend_precision(predictor_backend(yolo)))
+    if ran.asked is not None and ran.precision() != ran.asked:
+        raise PrecisionError(
+            f"precision={ran.asked} was asked, but {runtime_name(ran.fmt)} ran in {ran.precision()} (on a CPU "
+            f"without {ran.asked} arithmetic it falls back; a YOLO object run before keeps its precision: pass a path)"
+        )
+
+
+def _detections_stem(model: Any, fmt: str | None, ran: PrecisionRun | None) -> str:
+    """``best`` for ``best.pt``; for an export its name with the format (``best_onnx``, ``best_openvino_model``)
+    and a precision that was asked for (``_bf16``), so scoring one model in several runtimes keeps every file."""
+    name = Path(str(getattr(model, "ckpt_path", None) or getattr(model, "model_name", None) or "model"))
+    if fmt in (None, "pt"):
+        return name.stem
+    return name.name.replace(".", "_") + (f"_{ran.asked}" if ran is not None and ran.asked else "")

@@ -21,17 +21,94 @@ def _downloadable(name: str) -> bool:
     return Path(name).parent == Path(".") and Path(name).name in GITHUB_ASSETS_NAMES
 
 
-def check_model_file(model: Any) -> None:
-    """A ``.pt`` path must name an existing file (or an Ultralytics asset name); other objects pass."""
+def check_model_file(model: Any) -> Any:
+    """A model path must name something that loads: an existing ``.pt`` (or an Ultralytics asset name), a config,
+    an exported file or an export folder (:func:`export_model_path`); other objects pass. Returns what to load:
+    the path itself, or for a file inside an export folder (an OpenVINO ``.xml``, an ExecuTorch ``.pte``) that
+    folder."""
     if not isinstance(model, (str, Path)):
-        return
+        return model
     path = Path(str(model))
     if not str(model).strip():
         raise ValueError("model is empty: give a .pt checkpoint or a .yaml config")
     if path.suffix.lower() in WEIGHT_SUFFIXES and not path.is_file() and not _downloadable(str(model)):
         raise FileNotFoundError(f"weights not found: {model} (no such file)")
+    if path.is_dir() or path.suffix.lower() == ".xml" or runtime_format(model) not in (None, "pt"):
+        return export_model_path(model)
+    if path.is_file() and path.suffix.lower() not in CONFIG_SUFFIXES and _in_export_folder(path):
+        return export_model_path(model)
+    return model
+
+
+def _in_export_folder(path: Path) -> bool:
+    """A file no runtime loads by its own name, in a folder that is named like an export (``best.xml`` or
+    ``model.ncnn.param`` in ``best_openvino_model/``, ``best.pte`` in ``best_executorch_model/``)."""
+    return runtime_format(path) is None and runtime_format(path.parent) not in (None, "pt")
+
+
+EXPORT_EXPECTED = (
+    "a .pt checkpoint, a .yaml config, an exported file (.onnx, .torchscript, .mnn, ...) or an export folder as "
+    "`yolo export` writes it ({folders})"
+)
+
+
+def _expected() -> str:
+    from pst_yolo.integration.runtime import export_folder_suffixes
+
+    return EXPORT_EXPECTED.format(folders=", ".join(f"*{s}" for s in export_folder_suffixes()[:4]) + ", ...")
+
+
+def export_model_path(model: str | Path) -> str:
+    """The path to load an exported model from, as Ultralytics' ``AutoBackend`` recognises exports (by name: a
+    ``.onnx`` file, a ``*_openvino_model`` folder, ...), after checking it is one:
+
+    - a file in an export folder that no runtime loads by its own name (an OpenVINO ``.xml``, an ExecuTorch
+      ``.pte``, NCNN's ``.param``) stands for that folder: Ultralytics knows such exports by the folder's name,
+      and reads the ``metadata.yaml`` in it (names, input size, k);
+    - a folder must be named like an export and hold one (the metadata ``yolo export`` writes into it), else
+      it is refused with what is expected."""
+    from pst_yolo.integration.runtime import exported_metadata
+
+    path = Path(str(model))
+    if path.suffix.lower() == ".xml" and not path.is_file():
+        raise FileNotFoundError(f"model not found: {model} (no such file)")
+    if path.is_file() and _in_export_folder(path):
+        return export_model_path(path.parent)
+    if path.suffix.lower() == ".xml":
+        raise ValueError(
+            f"model {model}: an OpenVINO .xml is loaded through its export folder (named *_openvino_model, with "
+            "the metadata.yaml `yolo export format=openvino` writes beside the .xml); give that folder"
+        )
+    fmt = runtime_format(path)
+    if fmt in (None, "pt"):
+        raise ValueError(f"model {model} is a folder, not an Ultralytics export; give {_expected()}")
+    if not path.exists():
+        raise FileNotFoundError(f"model not found: {model} (no such file or folder)")
     if path.is_dir():
-        raise ValueError(f"model {model} is a folder; give a .pt checkpoint or a .yaml config")
+        try:
+            written = bool(exported_metadata(path))
+        except RuntimeError:  # (Ultralytics 8.3 cannot read every format's metadata unloaded: let it try)
+            written = True
+        if not written:
+            raise ValueError(
+                f"model {model} is named like an export (format {fmt}) but holds none (no metadata `yolo export` writes); "
+                f"give {_expected()}"
+            )
+    return str(model)
+
+
+def runtime_format(model: Any) -> str | None:
+    """The Ultralytics format a model runs in: ``"pt"`` for a ``.pt`` or a network (a ``YOLO`` object built
+    from a checkpoint or config), the export's format (``"onnx"``, ``"openvino"``, ...) for an export path or a
+    ``YOLO`` object on one, None for a ``.yaml`` path or a name no runtime loads."""
+    import torch
+
+    from pst_yolo.integration.runtime import export_format
+
+    if hasattr(model, "predict") and hasattr(model, "model"):  # a YOLO object: .model is a network or a path
+        inner = model.model
+        return "pt" if isinstance(inner, torch.nn.Module) else export_format(inner)
+    return export_format(model) if isinstance(model, (str, Path)) else None
 
 
 def load_model(model: Any, task: Optional[str] = None, quiet: bool = False) -> Any:
@@ -40,7 +117,7 @@ def load_model(model: Any, task: Optional[str] = None, quiet: bool = False) -> A
     ``quiet``: without Ultralytics' model summary (a check, not the run)."""
     if hasattr(model, "predict") and hasattr(model, "model"):
         return model
-    check_model_file(model)
+    model = check_model_file(model)
     from ultralytics import YOLO
 
     from pst_yolo.integration.runtime import check_model_kind, quiet_ultralytics
@@ -152,3 +229,37 @@ def check_dataset_arg(data: Any) -> None:
         f"data={data}: no such file or folder (give a data.yaml, an ImageFolder root, or a dataset name "
         "Ultralytics ships, such as coco8.yaml)"
     )
+
+
+def export_path_of(yolo: Any) -> str | None:
+    """The path a ``YOLO`` object on an exported model loads (its ``.model``), else None (a network)."""
+    inner = getattr(yolo, "model", None)
+    return str(inner) if isinstance(inner, (str, Path)) else None
+
+
+def export_k(yolo: Any) -> int | None:
+    """The k every PST layer of an exported model was exported at (k is fixed in the exported graph; its
+    metadata's ``pst_topk``); None for a network, an export without PST layers, or layers at different k."""
+    from pst_yolo.integration.runtime import export_topk
+
+    path = export_path_of(yolo)
+    ks = set((export_topk(path) or {}).values()) if path else set()
+    return ks.pop() if len(ks) == 1 else None
+
+
+def check_export_topk(yolo: Any, topk: Any) -> None:
+    """``topk=`` on an exported model: its k was fixed when it was exported, so only that k can run."""
+    from pst_yolo.integration.runtime import export_topk
+
+    path = export_path_of(yolo)
+    if topk is None or path is None:
+        return
+    layers = export_topk(path)
+    if not layers:
+        raise ValueError(f"topk={topk}: {path} is an export without PST layers (no pst_topk in its metadata)")
+    if set(layers.values()) != {int(topk)}:
+        fixed = ", ".join(f"layer {name} k={k}" for name, k in layers.items())
+        raise ValueError(
+            f"topk={topk}: an export's k is fixed when it is exported ({path}: {fixed}); leave topk unset, or "
+            f"export the .pt again at that k (pst-yolo export model=best.pt format=... topk={topk})"
+        )

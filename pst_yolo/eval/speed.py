@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from pst_yolo.eval.exported import working_directory
-from pst_yolo.eval.inputs import check_model_file, check_positive, load_model
+from pst_yolo.eval.inputs import check_model_file, check_positive, load_model, runtime_format
 from pst_yolo.integration.runtime import quiet_ultralytics
 
 # Formats exported by Ultralytics and run through its AutoBackend (runtime name = Ultralytics format name)
@@ -543,6 +543,8 @@ def _plan(models, imgsz, batch, threads, runtime, topk, device, half, train_step
         raise ValueError("models= is empty")
     for m in models:
         check_model_file(m)
+        if runtime_format(m) not in (None, "pt"):  # speed exports each model itself, per runtime=
+            raise ValueError(f"model {m} is an export; speed takes .pt/.yaml models and exports them per runtime=")
     bad = [r for r in runtimes if r not in RUNTIMES + ("train",)]
     if bad:
         raise ValueError(f"unknown runtime {bad}; choose from {', '.join(RUNTIMES)}")

@@ -25,8 +25,15 @@ from pst_yolo.eval.flops import GFLOPS_NOTE, count_flops
 # Labels and machine
 # --------------------------------------------------------------------------------------------------
 def model_label(model: str | Path) -> str:
-    """The name a model gets in a table: the file stem, or the run folder for ``<run>/weights/best.pt``."""
+    """The name a model gets in a table: the file stem, or the run folder for ``<run>/weights/best.pt``; an
+    export adds its format (``<run>/weights/best_openvino_model`` -> ``<run>-openvino``, ``x.onnx`` -> ``x-onnx``)."""
+    from pst_yolo.integration.runtime import export_folder_suffixes, export_format
+
     p = Path(model)
+    fmt = export_format(p) if p.suffix not in (".pt", ".yaml", ".yml") else None
+    if fmt not in (None, "pt"):
+        stem = next((p.name[: -len(s)] for s in export_folder_suffixes() if p.name.endswith(s)), p.stem)
+        return f"{model_label(p.with_name(stem + '.pt'))}-{fmt}"
     if p.suffix == ".pt" and p.parent.name == "weights" and p.stem in ("best", "last") and p.parent.parent.name:
         return p.parent.parent.name + ("" if p.stem == "best" else "-last")
     return p.stem

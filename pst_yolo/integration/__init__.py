@@ -3,6 +3,7 @@
 - ``registry``: ``register()``, the one function that patches Ultralytics (in memory, once).
 - ``model_parsing``, ``checkpoints``, ``callbacks``: what each patch does, with the internal it relies on.
 - ``runtime``: named helpers for Ultralytics objects pst-yolo reads at run time (predictor, trainer, logger).
+- ``precision``: what each export runtime computes in; OpenVINO's precision hint for one block (``precision=``).
 - ``compat``: the supported version range and the checks ``register()`` runs first.
 - ``autoload`` and ``import_hooks``: the start-up hook that calls ``register()`` when Ultralytics loads.
 

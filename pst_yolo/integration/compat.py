@@ -92,3 +92,11 @@ def progress_bar_class() -> type:
     except ImportError:
         from ultralytics.utils import TQDM
     return TQDM
+
+
+def fp16_export_args() -> dict:
+    """The ``export()`` arguments for fp16 weights: ``quantize=16`` from Ultralytics 8.4 (which deprecates
+    ``half``), ``half=True`` before."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    return {"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}

@@ -59,12 +59,10 @@ def backend_precision(backend: Any) -> str:
     """The precision an ``AutoBackend``'s runtime computes in by default: "fp32", or what OpenVINO's CPU
     plugin chose (``ov_compiled_model``'s ``INFERENCE_PRECISION_HINT``: bf16 on CPUs with AVX512-BF16 or
     AMX, where Ultralytics keeps OpenVINO's default; it forces f32 on ARM64 only)."""
+    from pst_yolo.integration.precision import compiled_precision
+
     compiled = getattr(_format_runner(backend), "ov_compiled_model", None)
-    if compiled is None:
-        return "fp32"
-    hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
-    hint = hint.split("'")[1] if "'" in hint else hint  # "<Type: 'bfloat16'>" -> bfloat16
-    return {"bfloat16": "bf16", "f16": "fp16", "float16": "fp16", "f32": "fp32", "float32": "fp32"}.get(hint, hint)
+    return "fp32" if compiled is None else compiled_precision(compiled)
 
 
 def openvino_in_fp32(backend: Any, xml: Any) -> None:
@@ -96,6 +94,8 @@ def exported_metadata(path: Any) -> dict:
 
             metadata = yaml.safe_load((p / "metadata.yaml").read_text())
             return metadata if isinstance(metadata, dict) else {}
+        if p.is_dir():  # a folder export keeps its metadata in metadata.yaml: without one it has none
+            return {}
         raise RuntimeError(
             "reading this export's metadata without loading it needs Ultralytics 8.4 (nn.backends)"
         ) from e
@@ -134,6 +134,75 @@ def check_model_kind(model: Any, yolo: Any) -> Any:
     if not isinstance(getattr(yolo, "model", None), nn.Module):
         check_model_name(model)
     return yolo
+
+
+def export_format(path: Any) -> Optional[str]:
+    """The Ultralytics format a model path is in, as ``AutoBackend`` decides it from the name (``"pt"`` for a
+    checkpoint, ``"onnx"``, ``"openvino"`` for ``*_openvino_model``, ...), or None for a name it does not know
+    (a ``.yaml`` config among them). 8.3 returns one flag per row of ``export_formats()``, 8.4 the name."""
+    from ultralytics.engine.exporter import export_formats
+    from ultralytics.nn.autobackend import AutoBackend
+
+    if Path(str(path)).suffix.lower() in (".yaml", ".yml"):
+        return None
+    try:
+        found = AutoBackend._model_type(str(path))
+    except Exception:  # (a name it refuses outright)
+        return None
+    if isinstance(found, (list, tuple)):  # 8.3: [pt, torchscript, onnx, ..., triton]
+        names = [*export_formats()["Argument"], "triton"]
+        found = next((n for n, hit in zip(names, found) if hit), None)
+    if found in ("-", "pt"):  # AutoBackend matches ".pt" anywhere in the name: an ExecuTorch best.pte is no checkpoint
+        return "pt" if Path(str(path)).suffix.lower() == ".pt" else None
+    return found
+
+
+def export_folder_suffixes() -> list[str]:
+    """The name endings of Ultralytics' folder exports (``_openvino_model``, ``_ncnn_model``, ...)."""
+    from ultralytics.engine.exporter import export_formats
+
+    return [s for s in export_formats()["Suffix"] if not s.startswith(".")]
+
+
+def export_topk(path: Any) -> Optional[dict]:
+    """The k of each PST layer an export was written with (``pst_topk`` in its metadata, ``{"13": 8, ...}``;
+    k is fixed in the exported graph), or None for an export without PST layers or unreadable metadata."""
+    try:
+        found = _literal(exported_metadata(path).get("pst_topk"))
+    except Exception:
+        return None
+    return {str(k): int(v) for k, v in found.items()} if isinstance(found, dict) else None
+
+
+def export_batch(path: Any) -> Optional[int]:
+    """The batch size a fixed-shape export takes (its metadata's ``batch``; Ultralytics' validator runs such an
+    export at it, and 8.3's backends do not split a larger batch), or None for a dynamic export or none known."""
+    try:
+        metadata = exported_metadata(path)
+    except Exception:
+        return None
+    args = _literal(metadata.get("args"))
+    if _literal(metadata.get("dynamic")) or (isinstance(args, dict) and args.get("dynamic")):
+        return None
+    batch = _literal(metadata.get("batch"))
+    return batch if isinstance(batch, int) and batch > 0 else None
+
+
+def export_quantization(path: Any) -> Optional[str]:
+    """How an export was quantized when it was written: ``int8``, ``fp16``, ``w8a16``, ``w8a32`` (its metadata's
+    ``args.quantize``: 8, 16, ...; ``args.int8`` / ``args.half`` in releases before ``quantize``), else None."""
+    try:
+        args = _literal(exported_metadata(path).get("args"))
+    except Exception:
+        return None
+    if not isinstance(args, dict):
+        return None
+    quantize = args.get("quantize")
+    if quantize in (8, 16, "8", "16"):
+        return {"8": "int8", "16": "fp16"}[str(quantize)]
+    if isinstance(quantize, str) and quantize.startswith("w8"):
+        return quantize
+    return "int8" if args.get("int8") else "fp16" if args.get("half") else None
 
 
 def predictor_network(yolo: Any) -> Optional[nn.Module]:

@@ -141,6 +141,11 @@ def test_bench_refuses_unusable_input(tmp_path, cli):
         "models=yolo11n.yaml",
         match="no coco_map.json next to",
     )
-    cli.error("bench", "models=yolo11n.onnx", f"project={tmp_path}", match="give a .yaml config")
+    cli.error(
+        "bench", "models=yolo11n.txt", f"project={tmp_path}", match="give a .yaml config .*, .pt weights or an export"
+    )
+    cli.error(
+        "bench", "models=yolo11n.onnx", f"project={tmp_path}", match="model not found: yolo11n.onnx"
+    )  # (exports: ok)
     cli.error("bench", "epoch=3", match="unknown key 'epoch'")
     cli.error("bench", f"data={tmp_path / 'plain'}", "train=8", match="do not apply with data=")

@@ -1,0 +1,69 @@
+"""``pst-yolo deploy`` (pst_yolo/eval/deploy.py): a trained ``.pt`` exported per format and weight precision,
+each variant scored with COCOeval and its AP set against PyTorch fp32. The run here exports to ONNX and OpenVINO
+(the deploy extra; skipped, naming it, without OpenVINO) a model scored against its own detections."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from helpers import self_scored_scene
+from pst_yolo.eval.deploy import VARIANTS, deploy
+from pst_yolo.eval.export_matrix import available, install_hint
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+AP_TOLERANCE = 1e-3  # as tests/eval/test_evaluate_exports.py, on the same kind of model and ground truth
+
+
+def test_the_help_lists_every_variant():
+    from pst_yolo.cli.commands import DEPLOY_VARIANTS
+
+    assert DEPLOY_VARIANTS == tuple(v.name for v in VARIANTS)
+    assert VARIANTS[0].fmt == "pt" and VARIANTS[0].precision is None  # the reference every ΔAP is against
+
+
+def test_bad_input_is_refused_before_any_export(cli, tmp_path):
+    weights = tmp_path / "m.pt"
+    weights.write_bytes(b"")
+    cli.error("deploy", "models=yolo11n.yaml", "data=x", match="deploy exports trained .pt checkpoints")
+    cli.error("deploy", f"models={weights}", "variants=onnx,tensorrt", match="variants=tensorrt: unknown; choose from")
+    cli.error("deploy", f"models={weights}", match=r"give data= .* or annotations= and images=")
+    cli.error("deploy", f"models={weights},{weights}", "data=x", match="share a name")
+
+
+@pytest.mark.skipif(not available("openvino"), reason=install_hint("openvino"))
+def test_deploy_scores_each_variant_against_pytorch_fp32(tmp_path, monkeypatch):
+    from pst_yolo.eval import export_matrix
+
+    scene = self_scored_scene(tmp_path / "scene")
+    real = export_matrix.available
+    monkeypatch.setattr(export_matrix, "available", lambda fmt: fmt != "ncnn" and real(fmt))  # as if not installed
+    res = deploy(
+        [str(scene["weights"])],
+        annotations=scene["annotations"],
+        images=scene["images"],
+        topk=[0],
+        variants=["onnx", "openvino-fp32", "openvino", "ncnn"],
+        project=tmp_path,
+        name="d",
+        verbose=False,
+    )
+    rows = {r.variant: r for r in res.rows}
+    assert list(rows) == ["pytorch", "onnx", "openvino-fp32", "openvino", "ncnn"]
+    assert {r.k for r in res.rows} == {0} and {r.model for r in res.rows} == {"pst"}
+    assert rows["pytorch"].stats["AP"] > 0.99 and rows["pytorch"].delta_ap == 0
+    for name in ("onnx", "openvino-fp32"):
+        assert abs(rows[name].delta_ap) <= AP_TOLERANCE, name
+    assert (rows["onnx"].runtime, rows["onnx"].precision) == ("ONNX Runtime", "fp32")
+    assert (rows["openvino-fp32"].runtime, rows["openvino-fp32"].precision) == ("OpenVINO", "fp32")
+    assert rows["openvino"].precision in ("bf16", "fp32")  # what OpenVINO chose here, read back
+    assert rows["ncnn"].error.startswith("format=ncnn needs ncnn") and "not run: format=ncnn" in res.table
+    assert all(res.run_dir in Path(r.artifact).parents for r in res.rows[1:4])  # exports in the run folder
+    assert "| pst | 0 | openvino-fp32 | OpenVINO fp32 |" in res.table
+    with res.csv.open() as f:
+        table = list(csv.DictReader(f))
+    assert [t["variant"] for t in table] == list(rows) and table[0]["dAP"] == "+0.00000"
+    assert "ΔAP: AP minus PyTorch fp32's" in res.markdown.read_text()
