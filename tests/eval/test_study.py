@@ -68,7 +68,7 @@ def test_the_shipped_p4_config_puts_pst_at_p4_only():
         assert {m.i for m in model.model if pst_layers(m)} == {13} and model.yaml["scale"] == scale
 
 
-def test_study_configs_put_pst_at_one_level_only():
+def test_study_configs_put_pst_where_they_say():
     from ultralytics.nn.tasks import DetectionModel
 
     from pst_yolo.nn.topk import pst_layers
@@ -79,7 +79,7 @@ def test_study_configs_put_pst_at_one_level_only():
     for name, level in study.STUDY_CONFIGS.items():
         model = DetectionModel(study._study_config(name), nc=5, verbose=False)
         at = {m.i for m in model.model if pst_layers(m)}
-        assert at == {"P3": {16}, "P3 and P4": {13, 16}}[level], name
+        assert at == {"P3": {16}, "P4": {13}, "P3 and P4": {13, 16}}[level], name
         assert len(model.model) == len(full.model)  # same graph, one fusion block swapped
         assert model.yaml["scale"] == "n"
 
@@ -317,6 +317,7 @@ def test_grid_declares_every_candidate_with_three_seeds():
     for prefix in (
         "layers/yolo11n-pst-p4",
         "init/yolo11n-pst-identity",
+        "init/yolo11n-pst-p4-identity",
         "precisebn/yolo11n",
         "precisebn/yolo11n-pst",
         "upgrade/yolo11n",
@@ -324,6 +325,7 @@ def test_grid_declares_every_candidate_with_three_seeds():
         "upgrade/yolo11n-pst-p4",
         "curves/yolo11n",
         "curves/yolo11n-pst",
+        "curves/yolo11n-pst-p4",
     ):
         assert by_prefix(prefix) == [0, 1, 2], prefix
     ids = [c.id for c in cells]
@@ -334,14 +336,15 @@ def test_grid_declares_every_candidate_with_three_seeds():
     assert all(c.precise_bn == study.PRECISE_BN_IMAGES for c in cells if c.group == "precisebn")
 
 
-def test_identity_init_config_starts_as_its_convolutional_path():
+@pytest.mark.parametrize("name, n_layers", [("yolo11n-pst-identity.yaml", 2), ("yolo11n-pst-p4-identity.yaml", 1)])
+def test_identity_init_configs_start_as_their_convolutional_path(name, n_layers):
     from ultralytics.nn.tasks import DetectionModel
 
     from pst_yolo.nn.pst import PST
 
-    model = DetectionModel(study._study_config("yolo11n-pst-identity.yaml"), nc=5, verbose=False)
+    model = DetectionModel(study._study_config(name), nc=5, verbose=False)
     layers = [m for m in model.model if isinstance(m, PST)]
-    assert [m.init for m in layers] == ["identity", "identity"]
+    assert [m.init for m in layers] == ["identity"] * n_layers
     assert all(
         float(b.attn.proj.bn.weight.detach().abs().sum()) == 0 and float(b.mlp[1].bn.weight.detach().abs().sum()) == 0
         for m in layers
