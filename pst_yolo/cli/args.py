@@ -196,7 +196,7 @@ def parse_kv(words: Sequence[str], keys: Sequence[Key], command: str) -> dict[st
     required keys are a :class:`CLIError` that names the key and what to write. Returns only the keys given."""
     by_name = {k.name: k for k in keys}
     names = ", ".join(by_name)
-    out: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for word in words:
         key, sep, value = word.partition("=")
         if not sep or not key:
@@ -206,6 +206,10 @@ def parse_kv(words: Sequence[str], keys: Sequence[Key], command: str) -> dict[st
         if not value.strip():  # `key=`: for a path it would mean the current folder, for a list nothing at all
             leave = "" if by_name[key].required else f", or leave {key}= out for its default"
             raise CLIError(f"{key}= is empty; give a value{leave} (see `pst-yolo {command} --help`)")
+        given.pop(key, None)
+        given[key] = value  # a key given twice: the last wins, as with `yolo` (a script's default, then the user's)
+    out: dict[str, Any] = {}
+    for key, value in given.items():  # values checked after that, so an overridden default is never judged
         try:
             out[key] = by_name[key].convert(value)
         except ValueError as e:

@@ -111,9 +111,6 @@ def serve(
     verbose: bool = True,
 ) -> int:
     """Serve the page on ``http://host:port`` until Ctrl-C; returns Streamlit's exit status."""
-    hint = app_available()
-    if hint:
-        raise DemoError(hint)
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise DemoError(f"port must be a whole number from 1 to 65535, got {port!r}")
     if not str(host).strip():
@@ -121,6 +118,9 @@ def serve(
     if not 0.0 <= float(conf) <= 1.0:
         raise DemoError(f"conf must be from 0 to 1, got {conf}")
     check_start(model, source)
+    hint = app_available()  # after the input checks: bad input is named whether or not Streamlit is installed
+    if hint:
+        raise DemoError(hint)
     tmp = tempfile.mkdtemp(prefix="pst-yolo-app-")  # uploads; removed when the server stops
     settings = AppSettings(model, source, int(imgsz), float(conf), topk, device, max_frames, tmp)
     env = {**os.environ, SETTINGS_ENV: json.dumps(asdict(settings))}

@@ -39,3 +39,11 @@ def test_parse_kv_names_the_problem():
         parse_kv(["a=x", "c=y"], keys, "demo")
     with pytest.raises(CLIError, match="needs c="):
         parse_kv(["a=1"], keys, "demo")
+
+
+def test_a_key_given_twice_the_last_wins_and_only_it_is_checked():
+    # scripts pass their defaults first and the user's words after them (scripts/gpu_study.sh: device=0 "$@")
+    keys = (Key("a", int), Key("c", str))
+    assert parse_kv(["a=x", "c=1", "a=3"], keys, "demo") == {"a": 3, "c": "1"}
+    with pytest.raises(CLIError, match="a=y: invalid literal"):
+        parse_kv(["a=3", "a=y"], keys, "demo")

@@ -251,7 +251,8 @@ def test_yolo_classify_train_val_compare(tiny_cls, monkeypatch):
     rows = compare(str(best), str(data), topk=[0, 8], imgsz=96, batch=8, workers=0, device="cpu")
     assert [r["k"] for r in rows] == [0, 8]
     for r in rows:
-        assert set(r) == {"k", "top1", "top5", "ms/image", "imgsz"} and r["imgsz"] == 96
+        assert set(r) == {"k", "top1", "top5", "ms/image", "imgsz", "runtime", "precision"} and r["imgsz"] == 96
+        assert (r["runtime"], r["precision"]) == ("PyTorch", "fp32")  # what ran, as for detection
         assert 0.0 <= r["top1"] <= r["top5"] <= 1.0
     assert "top1" in markdown_table(rows)
 
