@@ -60,8 +60,9 @@ def randomize_gates(module, seed: int = 0) -> None:
 
 
 def make_attention_matter(module, seed: int = 0, imgsz: int = 64) -> None:
-    """Fresh layers start with tiny attention weights (std 0.02), so k barely moves the outputs;
-    give the projections and the gate ordinary-sized weights so the fine branch visibly counts.
+    """Fresh layers start as the identity (attention adds nothing) or, with the authors' init, with tiny attention
+    weights (std 0.02): either way k barely moves the outputs. Give the projections and the gate ordinary-sized
+    weights and open each branch so the fine branch visibly counts.
     ``imgsz``: the size of the random batches that calibrate BatchNorm and the head."""
     import torch
 
@@ -76,6 +77,9 @@ def make_attention_matter(module, seed: int = 0, imgsz: int = 64) -> None:
                     conv.weight.copy_(
                         torch.randn(conv.weight.shape, generator=gen) * 0.1 / conv.weight[0].numel() ** 0.5
                     )
+                # a fresh layer starts as the identity (its branches' closing BatchNorm scales are 0): open them
+                for conv in (block.attn.proj, block.mlp[1]):
+                    conv.bn.weight.fill_(1.0)
         # A fresh Detect head's class convs have zero weights and biases of about -10 (a prior for rare
         # objects), where the sigmoid is flat: both hide every feature change, so make them ordinary.
         for conv in module.model[-1].modules():

@@ -117,10 +117,11 @@ def install_hint(fmt: str) -> str:
 def parity_model(model: str = "yolo11n-pst.yaml", seed: int = 0, k: int = 8):
     """An Ultralytics YOLO object with seeded random weights in which PST's fine branch matters.
 
-    A freshly initialised PST layer contributes almost nothing (conv weights with std 0.02, zero gate),
+    A freshly initialised PST layer contributes nothing or almost nothing (an identity start; or, with the
+    authors' init, conv weights with std 0.02 and a zero gate),
     so k = 0 and k = 8 would give outputs equal to 1e-5 and a parity check could not tell them apart.
     Here every conv weight inside the PST layers is redrawn with std 2/sqrt(fan-in), biases and the gate
-    with std 0.5, BatchNorm statistics at random; Detect's class biases are set to -1.5 so some
+    with std 0.5, BatchNorm statistics at random and scales 1 (the authors' start, whatever the default); Detect's class biases are set to -1.5 so some
     detections clear conf 0.25. Without touching the caller's random state.
     """
     import torch
@@ -147,6 +148,7 @@ def parity_model(model: str = "yolo11n-pst.yaml", seed: int = 0, k: int = 8):
                         if m.bias is not None:
                             m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.5)
                     elif isinstance(m, torch.nn.BatchNorm2d):
+                        m.weight.fill_(1.0)  # (an identity start zeroes the branches' closing scales: open them)
                         m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
                         m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
         head = yolo.model.model[-1]

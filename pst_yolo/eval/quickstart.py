@@ -15,7 +15,8 @@ def run(model: str = "yolo11n-pst.yaml", imgsz: int = 640, topk: int = 8, device
     """Print the model summary, then run it on the bundled sample images at k = 0 and k = ``topk``.
 
     Returns ``{k: {"ms_per_image": float, "boxes": int}}`` plus ``"max_abs_diff"`` between the raw
-    head outputs of the two settings (non-zero shows the fine branch changes the result).
+    head outputs of the two settings (non-zero shows the fine branch changes the result) and ``"fresh_identity"``
+    (every PST layer is still at its identity start, where k cannot change anything).
     """
     import torch
     from ultralytics.utils import ASSETS
@@ -57,11 +58,18 @@ def run(model: str = "yolo11n-pst.yaml", imgsz: int = 640, topk: int = 8, device
     print(f"{'k':>4}  {'ms/image':>9}  {'boxes (conf>=0.25, random weights)':>36}")
     for k in (0, topk):
         print(f"{k:>4}  {results[k]['ms_per_image']:9.1f}  {results[k]['boxes']:>36}")
-    changed = (
-        "non-zero, so the fine branch is on and changes the result"
-        if results["max_abs_diff"] > 0
-        else "zero: the fine branch changed nothing"
-    )
+    fresh = all(layer.starts_as_identity() for _, layer in layers)
+    if results["max_abs_diff"] > 0:
+        changed = "non-zero, so the fine branch is on and changes the result"
+    elif layers and fresh:
+        changed = (
+            "zero, because freshly built PST layers start as the identity (their attention adds nothing until "
+            "trained, docs/accuracy.md), so k cannot change the output yet; a trained model (model=best.pt) or "
+            "PST_INIT=authors shows the fine branch acting"
+        )
+    else:
+        changed = "zero: the fine branch changed nothing"
+    results["fresh_identity"] = bool(layers) and fresh
     print(f"max |raw output(k=0) - raw output(k={topk})| = {results['max_abs_diff']:.4g}")
     explained = (
         f"(the largest difference between the network's raw head outputs for one random input at k=0 and "

@@ -42,6 +42,9 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 from pst_yolo.data.synth import SynthSpec
 
 STUDY_TOPK = (0, 8)
+# Every cell's PST layers start as the authors' did unless its config names another init: the cells were
+# measured before the default became `identity` (candidate c), and a rerun must reproduce them.
+STUDY_INIT = "authors"
 SEEDS = (0, 1, 2)
 CURVE_EPOCHS = 40
 DEFAULT_PROJECT = "runs/pst-study"
@@ -335,6 +338,7 @@ def run_cell(
     tell cells of different datasets apart, so keep one dataset per project."""
     from pst_yolo.eval.bench import bench
     from pst_yolo.eval.tables import machine_description, model_label
+    from pst_yolo.nn.pst import default_layer_init
 
     project = Path(project)
     data = _dataset(project, synth, verbose)
@@ -347,21 +351,22 @@ def run_cell(
         transfer = transfer_count(base, model)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    res = bench(
-        data=data,
-        models=[model],
-        topk=list(STUDY_TOPK),
-        epochs=cell.epochs,
-        seed=cell.seed,
-        project=project / "runs",
-        name=cell.slug,
-        exist_ok=True,
-        train_args=train_args,
-        fine_train=cell.fine_train,
-        precise_bn=cell.precise_bn,
-        device=device,
-        verbose=verbose,
-    )
+    with default_layer_init(STUDY_INIT):  # (a cell whose config names its init, e.g. `identity`, keeps it)
+        res = bench(
+            data=data,
+            models=[model],
+            topk=list(STUDY_TOPK),
+            epochs=cell.epochs,
+            seed=cell.seed,
+            project=project / "runs",
+            name=cell.slug,
+            exist_ok=True,
+            train_args=train_args,
+            fine_train=cell.fine_train,
+            precise_bn=cell.precise_bn,
+            device=device,
+            verbose=verbose,
+        )
     from pst_yolo.eval.bench import PRECISE_BN_SUFFIX
 
     record = {

@@ -30,7 +30,7 @@ from typing import Any, Callable
 from torch import nn
 
 from pst_yolo.integration.import_hooks import flush
-from pst_yolo.nn.pst import INITS, PST
+from pst_yolo.nn.pst import INITS, PST, new_layer_init
 from pst_yolo.nn.topk import new_model_topk
 
 # nn.pst imports Ultralytics, whose import of tasks runs register(), which imports this module: so the
@@ -179,6 +179,9 @@ def parse_model_with_pst(original: Callable, d: dict, ch: int, verbose: bool = T
         Conv.default_act = act  # PST's Convs follow the YAML's activation like every other layer
     pst_lines = {}
     k = new_model_topk()  # PST_TOPK, read here because this model has PST rows; a bad value names the variable
+    # how rows without a 4th arg start (PST_INIT, else identity): read here for the same reason
+    row_init = {i: args[3] if len(args) == 4 else None for i, (_, _, _, args) in pst_rows.items()}
+    default_init = new_layer_init() if None in row_init.values() else None
     try:
         for i, (f, n, _, args) in pst_rows.items():
             placeholder = layers[i]
@@ -186,7 +189,7 @@ def parse_model_with_pst(original: Callable, d: dict, ch: int, verbose: bool = T
             c_up = probes[i].conv.in_channels
             n_ = max(round(n * depth), 1) if n > 1 else n
             try:
-                m = PST(c1, c_up, c2, n_, *args[1:3], k=k, **({"init": args[3]} if len(args) == 4 else {}))
+                m = PST(c1, c_up, c2, n_, *args[1:3], k=k, init=row_init[i] or default_init)
             except ValueError as e:
                 raise PSTConfigError(
                     f"layer {i} (PST): {e}. Fix: change c2 or e in this row so that int(c2 * width * e) "

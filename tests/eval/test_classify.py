@@ -107,7 +107,8 @@ def test_param_table_reports_pst_and_baseline():
 # Top-k on a classifier
 # ---------------------------------------------------------------------------------------------
 def test_topk_changes_the_logits():
-    """A new model has a zero gate and tiny attention weights, so k barely moves its logits (~1e-6):
+    """A new model's attention adds nothing (identity start) and has a zero gate and tiny weights, so k barely
+    moves its logits:
     give the attention ordinary-sized random weights and calibrate BatchNorm on one batch first."""
     torch.manual_seed(0)
     model = build_classifier("yolo11n-cls-pst.yaml", nc=10)
@@ -119,6 +120,7 @@ def test_topk_changes_the_logits():
         nn.init.normal_(attn.gate_conv1d.bias, std=1.0, generator=g)
         for conv in (attn.q, attn.kv, attn.proj):
             nn.init.normal_(conv.conv.weight, std=conv.conv.in_channels**-0.5, generator=g)
+        nn.init.ones_(attn.proj.bn.weight)  # a fresh layer starts as the identity: let the attention through
     x = torch.rand(4, 3, 128, 128, generator=g)  # 4x4 = 16 stride-32 tokens
     for bn in model.modules():
         if isinstance(bn, nn.BatchNorm2d):

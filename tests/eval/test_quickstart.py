@@ -7,15 +7,29 @@ import shlex
 from pst_yolo.eval.quickstart import NEXT_STEP, run
 
 
-def test_quickstart_explains_its_output_and_names_a_next_step(capsys):
-    results = run(imgsz=128)
-    out = capsys.readouterr().out
-    assert set(results) == {0, 8, "max_abs_diff"} and results["max_abs_diff"] > 0
+def _explanation(out: str) -> str:
     lines = out.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("max |raw output"))
-    explanation = " ".join(lines[at + 1 : at + 4])
-    assert "raw head outputs" in explanation and "random" in explanation and "accuracy" in explanation
+    return " ".join(lines[at + 1 : at + 6])
+
+
+def test_quickstart_explains_its_output_and_names_a_next_step(capsys, monkeypatch):
+    monkeypatch.delenv("PST_INIT", raising=False)
+    results = run(imgsz=128)  # a fresh model: its PST layers start as the identity, so k changes nothing yet
+    out = capsys.readouterr().out
+    assert set(results) == {0, 8, "max_abs_diff", "fresh_identity"}
+    assert results["max_abs_diff"] == 0 and results["fresh_identity"]
+    explanation = _explanation(out)
+    assert "raw head outputs" in explanation and "start as the identity" in explanation and "trained" in explanation
     assert out.rstrip().endswith(NEXT_STEP.strip()) and "pst-yolo bench" in NEXT_STEP
+
+
+def test_quickstart_shows_the_fine_branch_act_with_the_authors_start(capsys, monkeypatch):
+    monkeypatch.setenv("PST_INIT", "authors")  # what its explanation offers: attention that adds to the output
+    results = run(imgsz=128)
+    assert results["max_abs_diff"] > 0 and not results["fresh_identity"]
+    explanation = _explanation(capsys.readouterr().out)
+    assert "changes the result" in explanation and "random" in explanation and "accuracy" in explanation
 
 
 def test_next_step_commands_are_real():

@@ -449,3 +449,32 @@ def test_a_study_without_cells_runs_everything_but_the_gpu_cells(tmp_path, monke
     out = run_study(project=tmp_path, jobs=1, report=False, verbose=False)
     assert asked == out.ran == [c.id for c in grid() if c.group != "gpu"]
     assert [c.id for c in select(["gpu"])] == [c.id for c in grid() if c.group == "gpu"] and len(select(["gpu"])) == 9
+
+
+@pytest.mark.parametrize(
+    "model, inits", [("yolo11n-pst.yaml", ["authors", "authors"]), ("yolo11n-pst-identity.yaml", ["identity"] * 2)]
+)
+def test_cells_keep_the_start_they_were_measured_with(tmp_path, monkeypatch, model, inits):
+    """The default start became `identity` after the cells ran: a cell still builds the authors' start unless its
+    config names another, so rerunning it reproduces its recorded AP."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    import pst_yolo.eval.bench as bench_module
+    from pst_yolo.nn.pst import PST
+
+    built = {}
+
+    class Built(Exception):
+        pass
+
+    def building_bench(models, **_):
+        built["inits"] = [m.init for m in DetectionModel(models[0], nc=5, verbose=False).model if isinstance(m, PST)]
+        raise Built
+
+    monkeypatch.delenv("PST_INIT", raising=False)
+    monkeypatch.setattr(bench_module, "bench", building_bench)
+    cell = Cell("noise/x/s0", "noise", model, 0, epochs=1)
+    with pytest.raises(Built):
+        study.run_cell(cell, tmp_path, synth=SynthSpec(train=2, val=2, imgsz=64, seed=0), verbose=False)
+    assert built["inits"] == inits
+    assert "PST_INIT" not in os.environ  # the study's start does not leak into what runs after it

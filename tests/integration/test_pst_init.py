@@ -1,11 +1,15 @@
-"""PST(init=...): the authors' initialisation by default, an identity start on request (YAML 4th arg)."""
+"""PST(init=...): an identity start by default (the accuracy study's candidate c), the authors' initialisation on
+request (YAML 4th arg, ``PST_INIT``, ``default_layer_init``)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 
-from pst_yolo.nn.pst import PST
+from pst_yolo.nn.checks import PSTEnvironmentError
+from pst_yolo.nn.pst import DEFAULT_INIT, ENV_INIT, PST, default_layer_init, new_layer_init
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -20,27 +24,56 @@ def test_identity_init_makes_the_layer_its_convolutional_path():
         torch.testing.assert_close(layer([x, upper]), expected, rtol=0, atol=0)
 
 
-def test_default_init_is_the_authors_and_state_dicts_are_interchangeable():
+def test_default_init_is_identity_and_state_dicts_are_interchangeable(monkeypatch):
+    monkeypatch.delenv(ENV_INIT, raising=False)
     torch.manual_seed(0)
-    authors = PST(64, 96, 64, n=1, e=0.5)
-    identity = PST(64, 96, 64, n=1, e=0.5, init="identity")
-    assert authors.init == "authors"
-    assert float(authors.attnlayer_0.attn.proj.bn.weight.detach().sum()) == 32  # BatchNorm's default scale, 1
-    identity.load_state_dict(authors.state_dict(), strict=True)  # same names and shapes
+    default = PST(64, 96, 64, n=1, e=0.5)
+    authors = PST(64, 96, 64, n=1, e=0.5, init="authors")
+    assert default.init == "identity" and authors.init == "authors"
+    for block_layer, scale in ((default, 0), (authors, 32)):  # 32 channels of BatchNorm scale: zeros, or 1 each
+        branch_ends = (block_layer.attnlayer_0.attn.proj.bn.weight, block_layer.attnlayer_0.mlp[1].bn.weight)
+        assert [float(w.detach().sum()) for w in branch_ends] == [scale, scale]
+    default.load_state_dict(authors.state_dict(), strict=True)  # same names and shapes: checkpoints are unaffected
+    torch.testing.assert_close(default.attnlayer_0.attn.proj.bn.weight, authors.attnlayer_0.attn.proj.bn.weight)
     with pytest.raises(ValueError, match="init must be one of authors, identity"):
         PST(64, 96, 64, init="zeros")
 
 
-def test_yaml_row_takes_init_as_fourth_arg(tmp_path):
+def test_the_default_start_can_be_the_authors_by_variable_or_context(monkeypatch):
+    monkeypatch.setenv(ENV_INIT, "authors")
+    assert new_layer_init() == "authors" and PST(64, 96, 64).init == "authors"
+    assert PST(64, 96, 64, init="identity").init == "identity"  # an explicit init wins
+    monkeypatch.setenv(ENV_INIT, "zeros")
+    with pytest.raises(PSTEnvironmentError, match="PST_INIT='zeros' is not valid: PST_INIT must be one of authors, "):
+        PST(64, 96, 64)
+    monkeypatch.delenv(ENV_INIT)
+    with default_layer_init("authors"):
+        assert PST(64, 96, 64).init == "authors"
+        with default_layer_init("identity"):
+            assert PST(64, 96, 64).init == "identity"
+        assert os.environ[ENV_INIT] == "authors"  # (worker processes started inside inherit it)
+    assert ENV_INIT not in os.environ and PST(64, 96, 64).init == DEFAULT_INIT == "identity"
+    with pytest.raises(ValueError, match="default_layer_init: init must be one of authors, identity"):
+        with default_layer_init("zeros"):
+            pass
+
+
+def test_yaml_row_takes_init_as_fourth_arg(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_INIT, raising=False)
     from ultralytics.nn.tasks import DetectionModel
 
     from pst_yolo.integration.model_parsing import PSTConfigError, cfg_dir
 
     text = (cfg_dir() / "yolo11-pst.yaml").read_text()
     assert "PST, [512, 2, 0.5]]" in text
-    good = tmp_path / "yolo11n-pst-identity.yaml"
-    good.write_text(text.replace("PST, [512, 2, 0.5]]", "PST, [512, 2, 0.5, identity]]"))
+    good = tmp_path / "yolo11n-pst-authors.yaml"
+    good.write_text(text.replace("PST, [512, 2, 0.5]]", "PST, [512, 2, 0.5, authors]]"))
     model = DetectionModel(str(good), nc=3, verbose=False)
+    assert [m.init for m in model.model if isinstance(m, PST)] == ["authors", "identity"]  # the row's, the default
+    pinned = tmp_path / "yolo11n-pst-pinned.yaml"
+    pinned.write_text(text.replace("PST, [512, 2, 0.5]]", "PST, [512, 2, 0.5, identity]]"))
+    with default_layer_init("authors"):  # a row's own init wins over the default
+        model = DetectionModel(str(pinned), nc=3, verbose=False)
     assert [m.init for m in model.model if isinstance(m, PST)] == ["identity", "authors"]
     bad = tmp_path / "yolo11n-pst-bad.yaml"
     bad.write_text(text.replace("PST, [512, 2, 0.5]]", "PST, [512, 2, 0.5, zeros]]"))

@@ -1,4 +1,4 @@
-"""The plugin stays out of stock models' way: ``PST_TOPK``, ``PST_FINE_TRAIN`` and ``PST_ONNX_ATTENTION`` are read
+"""The plugin stays out of stock models' way: ``PST_TOPK``, ``PST_INIT``, ``PST_FINE_TRAIN`` and ``PST_ONNX_ATTENTION`` are read
 only for models with PST layers, and a bad value is reported as a bad environment variable (name, value,
 allowed values). The layer refuses a bad k the way ``set_topk`` does."""
 
@@ -12,7 +12,7 @@ import torch
 import pst_yolo
 from pst_yolo.nn.pst import PST, PSAttn
 
-BAD_ENV = {"PST_TOPK": "abc", "PST_FINE_TRAIN": "sometimes", "PST_ONNX_ATTENTION": "tensorrt"}
+BAD_ENV = {"PST_TOPK": "abc", "PST_INIT": "zeros", "PST_FINE_TRAIN": "sometimes", "PST_ONNX_ATTENTION": "tensorrt"}
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,14 @@ def test_a_pst_model_names_the_bad_variable(checkpoints, monkeypatch):
         assert "environment variable PST_TOPK='abc' is not valid" in msg and "non-negative integer" in msg, msg
         assert "c2 or e" not in msg  # not a config problem
     monkeypatch.delenv("PST_TOPK")
+    monkeypatch.setenv("PST_INIT", "zeros")
+    with pytest.raises(ValueError) as err:
+        YOLO("yolo11n-pst.yaml")  # a layer being built reads it ...
+    assert "environment variable PST_INIT='zeros' is not valid: PST_INIT must be one of authors, identity" in str(
+        err.value
+    ) and "c2 or e" not in str(err.value)
+    assert pst_yolo.pst_layers(YOLO(str(pst)))  # ... a checkpoint's layers are not built: their weights stand
+    monkeypatch.delenv("PST_INIT")
     monkeypatch.setenv("PST_FINE_TRAIN", "sometimes")
     trainer = _Trainer(YOLO(str(pst)).model)
     with pytest.raises(ValueError, match=r"environment variable PST_FINE_TRAIN='sometimes' is not valid.*0 \("):
