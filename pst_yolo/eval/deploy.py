@@ -33,16 +33,18 @@ class Variant:
 
     name: str  # the key of variants= and the row label
     fmt: str  # "pt" or an Ultralytics export format
-    weights: str = "fp32"  # "fp32" or "fp16": what the export stores
+    weights: str = "fp32"  # "fp32", "fp16" or "int8" (calibrated on the train split of data=): what the export stores
     precision: Optional[str] = None  # asked of the runtime (precision=); None: its default
 
 
 VARIANTS = (
     Variant("pytorch", "pt"),  # the reference: PyTorch fp32, every ΔAP is against it
     Variant("onnx", "onnx"),
+    Variant("onnx-int8", "onnx", weights="int8"),  # ONNX Runtime static quantization (PST's attention kept float)
     Variant("openvino-fp32", "openvino", precision="fp32"),
     Variant("openvino", "openvino"),  # OpenVINO's default: bf16 on CPUs with AVX512-BF16 or AMX
     Variant("openvino-fp16-ir", "openvino", weights="fp16"),  # fp16 weights in the IR, the runtime's default
+    Variant("openvino-int8", "openvino", weights="int8"),  # NNCF post-training quantization
     Variant("ncnn", "ncnn"),
     Variant("ncnn-fp16", "ncnn", weights="fp16"),  # fp16 weights (NCNN's fp16 arithmetic runs on ARM CPUs only)
 )
@@ -84,11 +86,25 @@ def _variants(names: Optional[Sequence[str]]) -> list[Variant]:
     return [REFERENCE, *(known[n] for n in dict.fromkeys(names) if n != REFERENCE.name)]
 
 
-def _missing(fmt: str) -> str:
-    """Why a format cannot run here ("" when it can): its package and the extra that installs it."""
-    from pst_yolo.eval.export_matrix import available, install_hint
+def _missing(v: Variant, calibration: Optional[Path]) -> str:
+    """Why a variant cannot run here ("" when it can): its package and the extra that installs it, or what an
+    INT8 export lacks (calibration images, an Ultralytics that quantizes this format, NNCF for OpenVINO)."""
+    import importlib.util
 
-    return "" if fmt == "pt" or available(fmt) else install_hint(fmt)
+    from pst_yolo.eval.export_matrix import available, install_hint
+    from pst_yolo.integration.compat import onnx_int8_export_available
+
+    if v.fmt != "pt" and not available(v.fmt):
+        return install_hint(v.fmt)
+    if v.weights != "int8":
+        return ""
+    if calibration is None:
+        return "INT8 calibrates on a dataset's train split: give data= (a folder or data.yaml), not annotations="
+    if v.fmt == "onnx" and not onnx_int8_export_available():
+        return "INT8 ONNX export (quantize=8) needs Ultralytics 8.4 or later"
+    if v.fmt == "openvino" and importlib.util.find_spec("nncf") is None:
+        return 'OpenVINO INT8 needs NNCF: pip install "pst-yolo[openvino]" (versions: constraints/deploy.txt)'
+    return ""
 
 
 def deploy(
@@ -148,7 +164,8 @@ def deploy(
         raise ValueError(f"topk must list non-negative integers, e.g. 0,8; got {list(topk)}")
     check_positive(imgsz=imgsz, batch=batch)
     chosen = _variants(variants)
-    ann, img_dir, class_map, _ = _coco_source(_find_data_yaml(data) if data is not None else None, annotations, images)
+    data_yaml = _find_data_yaml(data) if data is not None else None
+    ann, img_dir, class_map, _ = _coco_source(data_yaml, annotations, images)
     load_ground_truth(ann)
     run_dir = run_folder(Path(project) / name, "deploy", key="name")
 
@@ -162,12 +179,12 @@ def deploy(
             for v in chosen:
                 row = DeployRow(model=label, k=k, variant=v.name)
                 rows.append(row)
-                row.error = _missing(v.fmt)
+                row.error = _missing(v, data_yaml)
                 if row.error:
                     continue
                 tag = f"{label}{'' if k is None else f'_k{k}'}"
                 try:
-                    path = _artifact(m, k, v, size, run_dir / "exports" / tag, artifacts)
+                    path = _artifact(m, k, v, size, run_dir / "exports" / tag, artifacts, data_yaml)
                     res = evaluate(
                         str(path), img_dir, ann, topk=k, imgsz=size, batch=batch, class_map=class_map, precision=v.precision,
                         save=run_dir / "detections" / f"{tag}_{v.name}.json", verbose=False, progress=verbose,
@@ -213,13 +230,16 @@ def _runtime(fmt: str) -> str:
     return runtime_name(fmt)
 
 
-def _artifact(weights: str, k: Optional[int], v: Variant, imgsz: int, out_dir: Path, cache: dict) -> Path:
+def _artifact(
+    weights: str, k: Optional[int], v: Variant, imgsz: int, out_dir: Path, cache: dict, data: Optional[Path] = None
+) -> Path:
     """The model a variant runs: the checkpoint itself (PyTorch: evaluate sets its k), or its export in ``v.fmt``
-    with ``v.weights``, exported at k, made once per (format, weights) for the model and k."""
+    with ``v.weights``, exported at k, made once per (format, weights) for the model and k; INT8 calibrates on
+    the train split of ``data``."""
     from ultralytics import YOLO
 
     from pst_yolo.eval.exported import export
-    from pst_yolo.integration.compat import fp16_export_args
+    from pst_yolo.integration.compat import fp16_export_args, int8_export_args
     from pst_yolo.nn.topk import set_topk
 
     if v.fmt == "pt":
@@ -234,7 +254,10 @@ def _artifact(weights: str, k: Optional[int], v: Variant, imgsz: int, out_dir: P
         yolo = YOLO(str(link))
         if k is not None:
             set_topk(yolo, k)  # k is fixed in the exported graph
-        kwargs = fp16_export_args() if v.weights == "fp16" else {}
+        # (the export runs in its folder: a relative data= would name another place there)
+        kwargs = {"fp16": fp16_export_args, "int8": lambda: int8_export_args(str(Path(data).resolve()))}.get(
+            v.weights, dict
+        )()
         cache[key] = export(yolo, v.fmt, imgsz, folder, **kwargs)
     return cache[key]
 

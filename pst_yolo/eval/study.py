@@ -680,12 +680,18 @@ def _values(recs: dict[str, dict], prefix: str, k: Optional[int], stat: str = "A
     ]
 
 
+def same_machine(a: dict, b: dict) -> bool:
+    """Whether two cell records ran on the same kind of machine (CPU, versions): only then is a difference of the
+    same seed a paired one. Another CPU changes the bits, and so the run, by as much as another seed does."""
+    return a.get("machine") == b.get("machine")
+
+
 def _paired(recs: dict[str, dict], prefix_a: str, k_a, prefix_b: str, k_b) -> list[float]:
-    """Per seed: AP(a) - AP(b), for the seeds both have."""
+    """Per seed: AP(a) - AP(b), for the seeds both have on the same machine."""
     out = []
     for seed in SEEDS:
         a, b = recs.get(f"{prefix_a}/s{seed}"), recs.get(f"{prefix_b}/s{seed}")
-        if a is not None and b is not None:
+        if a is not None and b is not None and same_machine(a, b):
             out.append(_ap_by_k(a)[k_a] - _ap_by_k(b)[k_b])
     return out
 
@@ -897,13 +903,19 @@ def _seed_ap(recs: dict[str, dict], prefix: str, seed: int, k: Optional[int], ke
 
 
 def candidate_pairs(recs: dict[str, dict], cand: Candidate) -> list[tuple[int, float, float]]:
-    """(seed, candidate AP, control AP) for every seed both sides have."""
+    """(seed, candidate AP, control AP) for every seed both sides have on the same machine."""
     out = []
     for seed in SEEDS:
         a, b = _seed_ap(recs, *_at(cand.pst, seed)), _seed_ap(recs, *_at(cand.control, seed))
-        if a is not None and b is not None:
+        if a is not None and b is not None and not _cross_machine(recs, cand, seed):
             out.append((seed, a, b))
     return out
+
+
+def _cross_machine(recs: dict[str, dict], cand: Candidate, seed: int) -> bool:
+    """Both sides of this seed exist but ran on different machines (so they are not a pair)."""
+    a, b = recs.get(f"{cand.pst[0]}/s{seed}"), recs.get(f"{cand.control[0]}/s{seed}")
+    return a is not None and b is not None and not same_machine(a, b)
 
 
 def _at(side: tuple[str, Optional[int], str], seed: int) -> tuple[str, int, Optional[int], str]:
@@ -927,7 +939,8 @@ def candidates_markdown(recs: dict[str, dict]) -> list[str]:
         "",
         "## Where does PST pay? The pre-declared candidates (issue 20)",
         "",
-        "Each candidate minus its control, paired by seed (AP, pycocotools, the main job's data). A candidate "
+        "Each candidate minus its control, paired by seed on the same machine (AP, pycocotools, the main job's "
+        "data). A candidate "
         f"qualifies to ship if the mean difference is ≥ 0 and at least {SHIP_MIN_SEEDS} of 3 seeds are ≥ the "
         "control's same seed.",
         "",
@@ -937,10 +950,16 @@ def candidates_markdown(recs: dict[str, dict]) -> list[str]:
     for cand in candidates():
         pairs = candidate_pairs(recs, cand)
         gaps = [a - b for _, a, b in pairs]
+        apart = [seed for seed in SEEDS if _cross_machine(recs, cand, seed)]
+        note = (
+            f"; seed(s) {', '.join(map(str, apart))} not paired: candidate and control ran on different machines"
+            if apart
+            else ""
+        )
         lines.append(
             f"| {cand.name} | {cand.setup} | {mean_std([a for _, a, _ in pairs])} | "
             f"{mean_std([b for _, _, b in pairs])} | {_gap(gaps)} | "
-            f"{', '.join(f'{g:+.3f}' for g in gaps) or '-'} | {verdict(pairs)} |"
+            f"{', '.join(f'{g:+.3f}' for g in gaps) or '-'} | {verdict(pairs)}{note} |"
         )
     lines += [
         "",

@@ -17,7 +17,7 @@ EXEMPT = {
     ("pst_yolo/eval/speed.py", "/proc/self/clear_refs"),  # a kernel control file (resets the peak-RSS counter)
 }
 WRITING_CALLS = {"save", "imwrite", "savefig", "VideoWriter", "dump", "tofile", "copy", "copy2", "copyfile", "move"}
-WRITING_MODULES = {"torch", "cv2", "json", "np", "numpy", "pickle", "yaml", "shutil"}
+WRITING_MODULES = {"torch", "cv2", "json", "np", "numpy", "pickle", "yaml", "shutil", "onnx"}
 
 
 def _mode(call: ast.Call) -> str:

@@ -67,3 +67,37 @@ def test_deploy_scores_each_variant_against_pytorch_fp32(tmp_path, monkeypatch):
         table = list(csv.DictReader(f))
     assert [t["variant"] for t in table] == list(rows) and table[0]["dAP"] == "+0.00000"
     assert "ΔAP: AP minus PyTorch fp32's" in res.markdown.read_text()
+
+
+def test_int8_variants_calibrate_on_the_train_split_of_data(tmp_path, monkeypatch):
+    """ONNX INT8 (ONNX Runtime static quantization, Ultralytics 8.4) exports with calibration images from data='s
+    train split, runs and says so; with annotations= instead of data= there is nothing to calibrate on."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the [export] extra)")
+    from pst_yolo.data.synth import SynthSpec, generate
+    from pst_yolo.integration.compat import onnx_int8_export_available
+
+    scene = self_scored_scene(tmp_path / "scene", imgsz=64, images=4)
+    res = deploy(
+        [str(scene["weights"])], annotations=scene["annotations"], images=scene["images"], topk=[0],
+        variants=["onnx-int8"], project=tmp_path, name="no-data", verbose=False,
+    )  # fmt: skip
+    assert res.rows[1].error.startswith("INT8 calibrates on a dataset's train split: give data=")
+    if not onnx_int8_export_available():
+        pytest.skip("INT8 ONNX export (quantize=8) needs Ultralytics 8.4")
+    import torch
+    import yaml
+    from ultralytics.nn.tasks import DetectionModel
+
+    data = generate(tmp_path / "data", SynthSpec(train=4, val=2, imgsz=64, seed=0))
+    net = DetectionModel("yolo11n-pst.yaml", nc=5, verbose=False)  # the set's classes; untrained: AP is not the point
+    net.names = dict(enumerate(yaml.safe_load(Path(data).read_text())["names"].values()))
+    weights = tmp_path / "pst.pt"
+    torch.save({"model": net, "train_args": {"imgsz": 64, "task": "detect"}}, weights)
+    monkeypatch.chdir(tmp_path)  # data= relative, as typed in a shell: the export runs in another folder
+    res = deploy(
+        ["pst.pt"], data="data", topk=[0], variants=["onnx-int8"], project=tmp_path, name="d", verbose=False
+    )
+    rows = {r.variant: r for r in res.rows}
+    assert not rows["onnx-int8"].error, rows["onnx-int8"].error
+    assert (rows["onnx-int8"].runtime, rows["onnx-int8"].precision) == ("ONNX Runtime", "fp32, int8 weights")
+    assert rows["onnx-int8"].delta_ap is not None and Path(rows["onnx-int8"].artifact).name.endswith("_int8.onnx")

@@ -381,6 +381,20 @@ def test_candidates_table_pairs_each_candidate_with_its_control_by_seed():
     assert study.candidate_pairs(recs, e) == []  # precise-BN results only, never the plain ones
 
 
+def test_cells_from_different_machines_are_not_paired():
+    """Another CPU changes the bits and so the run as much as another seed: such a "pair" is two draws."""
+    recs = {}
+    for seed, (stock, p4) in enumerate([(0.61, 0.62), (0.62, 0.60), (0.60, 0.63)]):
+        recs[f"noise/yolo11n/s{seed}"] = _pairs_record(f"noise/yolo11n/s{seed}", stock)
+        recs[f"layers/yolo11n-pst-p4/s{seed}"] = _pairs_record(f"layers/yolo11n-pst-p4/s{seed}", p4)
+    recs["layers/yolo11n-pst-p4/s1"]["machine"] = "another CPU"
+    a = next(c for c in study.candidates() if c.name == "a")
+    assert study.candidate_pairs(recs, a) == [(0, 0.62, 0.61), (2, 0.63, 0.60)]
+    row = next(line for line in study.candidates_markdown(recs) if line.startswith("| a |"))
+    assert "pending (2 of 3 seeds)" in row and "seed(s) 1 not paired: candidate and control ran on different" in row
+    assert study._paired(recs, "layers/yolo11n-pst-p4", 8, "noise/yolo11n", None) == pytest.approx([0.01, 0.03])
+
+
 def test_an_upgrade_cell_needs_its_base_run_and_says_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"run it first .*cells=precisebn/yolo11n/s1"):
         study.trained_weights(tmp_path, "precisebn/yolo11n/s1")
