@@ -8,8 +8,7 @@ that implements it:
 - ``model_parsing``: ``tasks.parse_model``, ``tasks.check_yaml`` (PST rows, the shipped YAMLs);
 - ``checkpoints``: ``tasks.BaseModel.load``, ``tasks.torch_safe_load`` (shape checks, ``PST_TOPK``);
 - ``callbacks``: ``default_callbacks``, ``AutoBackend.__init__``, ``BaseValidator.__call__``,
-  ``torch_utils.get_flops`` (k logging and export metadata, fine-aware training);
-- ``quantization``: ``utils.export.onnx.onnx_int8_quantize`` (INT8 ONNX keeps PST's attention in float).
+  ``torch_utils.get_flops`` (k logging and export metadata, fine-aware training).
 
 Before patching anything, ``register()`` checks that each of them exists with the arguments pst-yolo
 expects (``compat.require``) and warns once outside the tested version range.
@@ -179,14 +178,7 @@ def register() -> None:
             _wrap(mod, "get_flops", callbacks.get_flops_quietly),
         ),
     )
-    _patch_when_imported("ultralytics.utils.export.onnx", _patch_onnx_int8)
     _registered = True
-
-
-def _patch_onnx_int8(module) -> None:
-    """ONNX INT8 export (Ultralytics 8.4; absent before, then nothing to patch): PST's attention stays float."""
-    if callable(getattr(module, "onnx_int8_quantize", None)):
-        _wrap(module, "onnx_int8_quantize", _deferred("pst_yolo.integration.quantization", "onnx_int8_quantize_keeping_attention"))
 
 
 def is_registered() -> bool:
