@@ -40,6 +40,7 @@ class Variant:
 VARIANTS = (
     Variant("pytorch", "pt"),  # the reference: PyTorch fp32, every ΔAP is against it
     Variant("onnx", "onnx"),
+    Variant("onnx-fp16", "onnx", weights="fp16"),  # fp16 weights and compute (Ultralytics' float16 conversion)
     Variant("onnx-int8", "onnx", weights="int8"),  # ONNX Runtime static quantization, Ultralytics' own (quantize=8)
     Variant("openvino-fp32", "openvino", precision="fp32"),
     Variant("openvino", "openvino"),  # OpenVINO's default: bf16 on CPUs with AVX512-BF16 or AMX

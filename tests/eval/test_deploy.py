@@ -94,10 +94,12 @@ def test_int8_variants_calibrate_on_the_train_split_of_data(tmp_path, monkeypatc
     weights = tmp_path / "pst.pt"
     torch.save({"model": net, "train_args": {"imgsz": 64, "task": "detect"}}, weights)
     monkeypatch.chdir(tmp_path)  # data= relative, as typed in a shell: the export runs in another folder
-    res = deploy(
-        ["pst.pt"], data="data", topk=[0], variants=["onnx-int8"], project=tmp_path, name="d", verbose=False
-    )
+    variants = ["onnx-fp16", "onnx-int8"] + (["openvino-int8"] if available("openvino") else [])
+    res = deploy(["pst.pt"], data="data", topk=[0], variants=variants, project=tmp_path, name="d", verbose=False)
     rows = {r.variant: r for r in res.rows}
-    assert not rows["onnx-int8"].error, rows["onnx-int8"].error
+    assert [name for name, r in rows.items() if r.error] == [], res.table
+    assert (rows["onnx-fp16"].runtime, rows["onnx-fp16"].precision) == ("ONNX Runtime", "fp32, fp16 weights")
+    if "openvino-int8" in rows:  # NNCF (the [openvino] extra), calibrated on the same train split
+        assert rows["openvino-int8"].precision.endswith("int8 weights") and rows["openvino-int8"].delta_ap is not None
     assert (rows["onnx-int8"].runtime, rows["onnx-int8"].precision) == ("ONNX Runtime", "fp32, int8 weights")
     assert rows["onnx-int8"].delta_ap is not None and Path(rows["onnx-int8"].artifact).name.endswith("_int8.onnx")
