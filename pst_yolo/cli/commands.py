@@ -403,7 +403,16 @@ MODEL_OR_EXPORT = (
 # pst_yolo.eval.deploy.VARIANTS by name (the help lists them without importing torch; tests/eval/test_deploy.py
 # compares the two)
 DEPLOY_VARIANTS = (
-    "pytorch", "onnx", "onnx-fp16", "onnx-int8", "openvino-fp32", "openvino", "openvino-fp16-ir", "openvino-int8", "ncnn", "ncnn-fp16"
+    "pytorch",
+    "onnx",
+    "onnx-fp16",
+    "onnx-int8",
+    "openvino-fp32",
+    "openvino",
+    "openvino-fp16-ir",
+    "openvino-int8",
+    "ncnn",
+    "ncnn-fp16",
 )
 PRECISION_KEY = Key(
     "precision",

@@ -416,9 +416,7 @@ class PST(nn.Module):
     def starts_as_identity(self) -> bool:
         """Whether every block still passes its input through unchanged (the closing BatchNorm scales of its
         attention and MLP branches are all zero): a freshly built ``init="identity"`` layer, before training."""
-        return all(
-            not conv.bn.weight.any() for block in self._blocks() for conv in (block.attn.proj, block.mlp[1])
-        )
+        return all(not conv.bn.weight.any() for block in self._blocks() for conv in (block.attn.proj, block.mlp[1]))
 
     def _blocks(self) -> list[PSAttnBlock]:
         return [getattr(self, f"attnlayer_{i}") for i in range(self.n)]

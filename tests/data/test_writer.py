@@ -189,6 +189,14 @@ def _synth_cmd(out: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "pst_yolo.cli", "synth", str(out), *args]
 
 
+def _start_synth(out: Path, *words: str) -> subprocess.Popen:
+    """``pst-yolo synth`` in the background, stoppable with Ctrl-C as from a shell: a test runner's worker may
+    ignore SIGINT, a child inherits that, and Python then never raises KeyboardInterrupt (the run would finish)."""
+    return subprocess.Popen(
+        _synth_cmd(out, *words), stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    )
+
+
 def _wait_for_partial(parent: Path, name: str, proc: subprocess.Popen, files: int = 20, timeout: float = 120) -> None:
     """Until the writer's temporary folder next to ``parent/name`` holds ``files`` files."""
     t0 = time.time()
@@ -206,7 +214,7 @@ def test_synth_killed_with_ctrl_c_leaves_the_old_dataset(tmp_path):
     out = tmp_path / "d"
     assert subprocess.run(_synth_cmd(out, "train=3", "val=2", "imgsz=64"), capture_output=True).returncode == 0
     before = tree_state(tmp_path)
-    proc = subprocess.Popen(_synth_cmd(out, "train=20000", "val=10", "imgsz=64", "seed=1"), stderr=subprocess.PIPE)
+    proc = _start_synth(out, "train=20000", "val=10", "imgsz=64", "seed=1")
     _wait_for_partial(tmp_path, "d", proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -217,7 +225,7 @@ def test_synth_killed_with_ctrl_c_leaves_the_old_dataset(tmp_path):
 @pytest.mark.slow
 def test_two_synth_runs_into_one_folder_never_both_write(tmp_path):
     out = tmp_path / "d"
-    first = subprocess.Popen(_synth_cmd(out, "train=20000", "val=10", "imgsz=64"), stderr=subprocess.PIPE)
+    first = _start_synth(out, "train=20000", "val=10", "imgsz=64")
     _wait_for_partial(tmp_path, "d", first, files=5)
     second = subprocess.run(_synth_cmd(out, "train=2", "val=1", "imgsz=64"), capture_output=True, text=True)
     assert second.returncode == 2, second.stderr
