@@ -134,10 +134,16 @@ def test_openvino_compiles_get_the_hint_inside_the_block_only():
     x = ops.parameter([1, 8], np.float32)
     model = ov.Model([ops.matmul(x, ops.constant(np.ones((8, 8), np.float32)), False, False)], [x])
     method = ov.Core.compile_model
-    with runtime_precision("openvino", "f16") as ran:
+    # ask for a precision this CPU has and that is not its default, so the hint visibly changes what runs
+    # (an AVX512-BF16 CPU without fp16 arithmetic runs an f16 hint in bf16)
+    default = openvino_hint_name(ov.Core().compile_model(model, "CPU").get_property("INFERENCE_PRECISION_HINT"))
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    has = ["fp32", *(["bf16"] if "BF16" in capabilities else []), *(["fp16"] if "FP16" in capabilities else [])]
+    asked = next((p for p in reversed(has) if p != default), "fp32")
+    with runtime_precision("openvino", asked) as ran:
         ov.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})  # (Ultralytics' call, positional)
         ov.Core().compile_model(model, device_name="CPU")
-    assert ran.compiled == ["fp16", "fp16"] and (ran.label(), ran.how()) == ("fp16", "given")
+    assert ran.compiled == [asked, asked] and (ran.label(), ran.how()) == (asked, "given")
     assert ov.Core.compile_model is method  # the wrapper is gone
     with runtime_precision("openvino") as ran:  # the default is read back, whatever OpenVINO chose on this CPU
         compiled = ov.Core().compile_model(model, "CPU")
