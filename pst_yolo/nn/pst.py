@@ -67,6 +67,16 @@ def default_layer_init(init: str) -> Iterator[None]:
             os.environ[ENV_INIT] = previous
 
 
+def _branch_closed(conv: nn.Module) -> bool:
+    """A branch's closing Conv outputs zeros: its BatchNorm scale is zero, or, once folded into the convolution
+    (Ultralytics' fuse drops ``bn``), its weight and bias are."""
+    bn = getattr(conv, "bn", None)
+    if bn is not None:
+        return not bn.weight.any()
+    bias = conv.conv.bias
+    return not conv.conv.weight.any() and (bias is None or not bias.any())
+
+
 def _init_conv2d(m: nn.Module) -> None:
     """Truncated-normal init (std 0.02) for plain Conv2d layers, zero bias."""
     if isinstance(m, nn.Conv2d):
@@ -416,7 +426,7 @@ class PST(nn.Module):
     def starts_as_identity(self) -> bool:
         """Whether every block still passes its input through unchanged (the closing BatchNorm scales of its
         attention and MLP branches are all zero): a freshly built ``init="identity"`` layer, before training."""
-        return all(not conv.bn.weight.any() for block in self._blocks() for conv in (block.attn.proj, block.mlp[1]))
+        return all(_branch_closed(conv) for block in self._blocks() for conv in (block.attn.proj, block.mlp[1]))
 
     def _blocks(self) -> list[PSAttnBlock]:
         return [getattr(self, f"attnlayer_{i}") for i in range(self.n)]

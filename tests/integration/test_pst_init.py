@@ -81,3 +81,16 @@ def test_yaml_row_takes_init_as_fourth_arg(tmp_path, monkeypatch):
         PSTConfigError, match=r"layer 13 \(PST\): init \(the 4th arg\) must be one of authors, identity"
     ):
         DetectionModel(str(bad), nc=3, verbose=False)
+
+
+def test_a_fused_layer_still_tells_its_identity_start():
+    """Ultralytics' fuse folds BatchNorm into the convolution and drops ``bn``: a closed branch is then a zero conv."""
+    from ultralytics.utils.torch_utils import fuse_conv_and_bn
+
+    layers = {init: PST(64, 96, 64, n=1, e=0.5, init=init).eval() for init in ("identity", "authors")}
+    for layer in layers.values():
+        for block in layer._blocks():
+            for conv in (block.attn.proj, block.mlp[1]):
+                conv.conv = fuse_conv_and_bn(conv.conv, conv.bn)
+                delattr(conv, "bn")
+    assert layers["identity"].starts_as_identity() and not layers["authors"].starts_as_identity()
