@@ -93,7 +93,7 @@ def _missing(v: Variant, calibration: Optional[Path]) -> str:
     import importlib.util
 
     from pst_yolo.eval.export_matrix import available, install_hint
-    from pst_yolo.integration.compat import onnx_int8_export_available
+    from pst_yolo.integration.compat import has_quantize_arg
 
     if v.fmt != "pt" and not available(v.fmt):
         return install_hint(v.fmt)
@@ -101,7 +101,7 @@ def _missing(v: Variant, calibration: Optional[Path]) -> str:
         return ""
     if calibration is None:
         return "INT8 calibrates on a dataset's train split: give data= (a folder or data.yaml), not annotations="
-    if v.fmt == "onnx" and not onnx_int8_export_available():
+    if v.fmt == "onnx" and not has_quantize_arg():
         return "INT8 ONNX export (quantize=8) needs Ultralytics 8.4 or later"
     if v.fmt == "openvino" and importlib.util.find_spec("nncf") is None:
         return 'OpenVINO INT8 needs NNCF: pip install "pst-yolo[openvino]" (versions: constraints/deploy.txt)'

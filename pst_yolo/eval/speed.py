@@ -65,6 +65,7 @@ from typing import Any, Callable, Sequence
 from pst_yolo.eval.exported import working_directory
 from pst_yolo.eval.inputs import check_model_file, check_positive, load_model, runtime_format
 from pst_yolo.integration.runtime import quiet_ultralytics
+from pst_yolo.nn.checks import environment_variable
 
 # Formats exported by Ultralytics and run through its AutoBackend (runtime name = Ultralytics format name)
 EXPORT_RUNTIMES = ("openvino", "ncnn", "mnn", "executorch", "torchscript", "litert")
@@ -165,20 +166,6 @@ def build_torch(model_name: str, k: int | None, device: str = "cpu", half: bool 
     return m, torch.float16 if half else torch.float32
 
 
-@contextlib.contextmanager
-def _env(name: str, value: str | None):
-    old = os.environ.get(name)
-    if value is not None:
-        os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
-
-
 def export_onnx(
     model_name: str,
     k: int | None,
@@ -203,7 +190,7 @@ def export_onnx(
 
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with quiet_ultralytics(), _env(ENV_ONNX_ATTENTION, attention):
+    with quiet_ultralytics(), environment_variable(ENV_ONNX_ATTENTION, attention):
         y = YOLO(model_name, task="detect")
         y.model = _detection_model(model_name)  # the seeded weights build_torch uses too
         _set_k(y.model, k)

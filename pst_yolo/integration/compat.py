@@ -94,24 +94,21 @@ def progress_bar_class() -> type:
     return TQDM
 
 
-def int8_export_args(data: str) -> dict:
-    """The ``export()`` arguments for INT8 calibrated on the train split of ``data``: ``quantize=8`` from
-    Ultralytics 8.4, ``int8=True`` before (``split`` picks the calibration images in both)."""
-    from ultralytics.cfg import DEFAULT_CFG_DICT
-
-    return {**({"quantize": 8} if "quantize" in DEFAULT_CFG_DICT else {"int8": True}), "data": data, "split": "train"}
-
-
-def onnx_int8_export_available() -> bool:
-    """Whether Ultralytics exports INT8 ONNX (``quantize=8``, ONNX Runtime static quantization: 8.4 on)."""
+def has_quantize_arg() -> bool:
+    """Whether Ultralytics' export takes ``quantize=`` (8.4 on; it deprecates ``half``/``int8`` and adds INT8 ONNX,
+    ONNX Runtime static quantization)."""
     from ultralytics.cfg import DEFAULT_CFG_DICT
 
     return "quantize" in DEFAULT_CFG_DICT
 
 
+def int8_export_args(data: str) -> dict:
+    """The ``export()`` arguments for INT8 calibrated on the train split of ``data``: ``quantize=8`` from
+    Ultralytics 8.4, ``int8=True`` before (``split`` picks the calibration images in both)."""
+    return {**({"quantize": 8} if has_quantize_arg() else {"int8": True}), "data": data, "split": "train"}
+
+
 def fp16_export_args() -> dict:
     """The ``export()`` arguments for fp16 weights: ``quantize=16`` from Ultralytics 8.4 (which deprecates
     ``half``), ``half=True`` before."""
-    from ultralytics.cfg import DEFAULT_CFG_DICT
-
-    return {"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}
+    return {"quantize": 16} if has_quantize_arg() else {"half": True}

@@ -1,9 +1,12 @@
-"""The value checks the layer and the top-k policy share (this module imports nothing, so both can use it)."""
+"""The value checks the layer and the top-k policy share, and the ``PST_*`` environment variables' errors and
+scoped setting (this module imports nothing, so every part of the package can use it)."""
 
 from __future__ import annotations
 
+import contextlib
 import numbers
-from typing import Any
+import os
+from typing import Any, Iterator, Optional
 
 
 class PSTEnvironmentError(ValueError):
@@ -17,6 +20,22 @@ def env_error(name: str, value: str, allowed: str) -> PSTEnvironmentError:
         f"environment variable {name}={value!r} is not valid: {name} must be {allowed}. Fix or unset it "
         "(pst-yolo reads it only for models with PST layers)"
     )
+
+
+@contextlib.contextmanager
+def environment_variable(name: str, value: Optional[str]) -> Iterator[None]:
+    """``name=value`` in this process's environment for the block (None: left as it is), restored after; child
+    processes started inside the block see it."""
+    previous = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 def check_topk(k: Any) -> int:

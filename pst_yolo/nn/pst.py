@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from ultralytics.nn.modules.conv import Conv
 
-from pst_yolo.nn.checks import check_topk, env_error
+from pst_yolo.nn.checks import check_topk, env_error, environment_variable
 from pst_yolo.nn.onnx_export import OrtMultiHeadAttention, onnx_attention_mode
 
 __all__ = ("PST", "GateConv1d", "PSAttn", "PSAttnBlock", "default_layer_init", "new_layer_init", "quiet_topk_clamp")
@@ -55,16 +55,8 @@ def default_layer_init(init: str) -> Iterator[None]:
     """Within the block, PST layers built without ``init=`` (YAML rows without a 4th arg included) start as
     ``init``; e.g. ``with default_layer_init("authors"): YOLO("yolo11n-pst.yaml")`` builds the authors' start.
     It sets ``PST_INIT`` for the block, so worker processes started inside it (parallel training) agree."""
-    init = _check_init(init, "default_layer_init: init")
-    previous = os.environ.get(ENV_INIT)
-    os.environ[ENV_INIT] = init
-    try:
+    with environment_variable(ENV_INIT, _check_init(init, "default_layer_init: init")):
         yield
-    finally:
-        if previous is None:
-            os.environ.pop(ENV_INIT, None)
-        else:
-            os.environ[ENV_INIT] = previous
 
 
 def _branch_closed(conv: nn.Module) -> bool:

@@ -74,7 +74,7 @@ def test_int8_variants_calibrate_on_the_train_split_of_data(tmp_path, monkeypatc
     train split, runs and says so; with annotations= instead of data= there is nothing to calibrate on."""
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the [export] extra)")
     from pst_yolo.data.synth import SynthSpec, generate
-    from pst_yolo.integration.compat import onnx_int8_export_available
+    from pst_yolo.integration.compat import has_quantize_arg
 
     scene = self_scored_scene(tmp_path / "scene", imgsz=64, images=4)
     res = deploy(
@@ -82,7 +82,7 @@ def test_int8_variants_calibrate_on_the_train_split_of_data(tmp_path, monkeypatc
         variants=["onnx-int8"], project=tmp_path, name="no-data", verbose=False,
     )  # fmt: skip
     assert res.rows[1].error.startswith("INT8 calibrates on a dataset's train split: give data=")
-    if not onnx_int8_export_available():
+    if not has_quantize_arg():
         pytest.skip("INT8 ONNX export (quantize=8) needs Ultralytics 8.4")
     import torch
     import yaml
