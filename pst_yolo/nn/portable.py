@@ -8,8 +8,12 @@ elementwise ops, reductions, nearest upsampling and matrix products only:
 
 - top-k as k rounds of "take the maximum": a one-hot row of the highest remaining score, ties to
   the lowest index (row first, then column), the rule of ONNX's TopK;
-- gather as a product with that one-hot matrix (exact: one term of each sum is non-zero);
-- the border mask as a large negative logit (exp underflows to exactly 0, like -inf).
+- gather as a product with that one-hot matrix over the coarse grid, applied to the fine map rearranged
+  once into 2x2 patches per coarse token (``pixel_unshuffle``): only the k selected patches are
+  projected and attended to, never a fine-map-sized selection matrix (exact: one term of each sum is
+  non-zero);
+- the border mask as a large negative logit (exp underflows to exactly 0, like -inf); without a
+  border (even sizes) the attention is one ``scaled_dot_product_attention`` (NCNN's SDPA layer).
 
 The selected set is the same as ``torch.topk``'s unless scores tie exactly at the k-th place, where
 ``torch.topk`` on CPU picks no fixed index (ONNX Runtime and OpenVINO, which follow ONNX's rule,
@@ -102,27 +106,35 @@ def _fit(t: torch.Tensor, H: int, W: int) -> torch.Tensor:
     return F.pad(t, (0, pw, 0, ph)) if (ph or pw) else t
 
 
-def _patch_onehot(sel: torch.Tensor, Hu: int, Wu: int, H: int, W: int) -> torch.Tensor:
-    """Coarse one-hot rows [B, h, k, Hu*Wu] -> fine one-hot rows [B, h, 4k, H*W] of their 2x2 patches.
+def _patches(t: torch.Tensor, Hu: int, Wu: int) -> torch.Tensor:
+    """[B, C, H, W] -> [B, 4C, Hu*Wu]: the 2x2 patch over each coarse token, channel 4c + 2a + b holding
+    channel c at (2r + a, 2c' + b); rows/columns the coarse grid does not reach are cut, positions beyond
+    the map are zeros (masked out of the softmax by the caller)."""
+    B, C = t.shape[:2]
+    return F.pixel_unshuffle(_fit(t, 2 * Hu, 2 * Wu), 2).reshape(B, 4 * C, Hu * Wu)
 
-    A row is all zero where its position (2r+a, 2c+b) falls outside the H x W map.
-    """
-    B, h, k, _ = sel.shape
-    up = F.interpolate(sel.reshape(B, h * k, Hu, Wu), scale_factor=2.0, mode="nearest")  # [B, hk, 2Hu, 2Wu]
-    ys = torch.arange(2 * Hu, device=sel.device) % 2
-    xs = torch.arange(2 * Wu, device=sel.device) % 2
-    parts = []
-    for a in (0, 1):
-        for b in (0, 1):
-            parity = ((ys == a)[:, None] & (xs == b)[None, :]).to(sel.dtype)  # [2Hu, 2Wu]
-            parts.append(_fit(up * parity, H, W).reshape(B, h, k, H * W))
-    return torch.cat(parts, dim=2)
+
+def _patch_tokens(patches: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
+    """The selected patches as tokens: patches [B, 4C, M], one-hot sel [B, h, k, M] -> [B, h, 4k, C].
+
+    One matrix product over the coarse grid (exact: one term of each sum is non-zero), then only small
+    tensors are reordered; every tensor stays 4-D (NCNN's limit with the batch axis)."""
+    B, C4, M = patches.shape
+    _, h, k, _ = sel.shape
+    C = C4 // 4
+    tok = patches @ sel.reshape(B, h * k, M).transpose(1, 2)  # [B, 4C, hk]: rows (c, p), columns (head, i)
+    tok = tok.reshape(B, C, 4 * h * k).transpose(1, 2)  # [B, 4hk, C]: rows (p, head, i)
+    return tok.reshape(B, 4, h, k * C).transpose(1, 2).reshape(B, h, 4 * k, C)  # rows (p, i) per head
 
 
 def portable_fine_branch(
     self: PSAttn, x: torch.Tensor, q: torch.Tensor, k_up: torch.Tensor, Wu: int, topk: int
 ) -> torch.Tensor:
     """``PSAttn._fine_branch`` without topk, gather or masked_fill (same arguments, same result).
+
+    Only the selected tokens are touched after the selection: the fine map is rearranged once into
+    2x2 patches per coarse token, a one-hot product over the coarse grid picks k of them per head, and
+    only those 4k tokens are projected to keys/values (the default path's arithmetic).
 
     x: [B, dim, H, W]; q: [B, heads, N, d]; k_up: [B, heads, M, d]. Returns refined [B, heads, N, d].
     """
@@ -131,23 +143,25 @@ def portable_fine_branch(
     Hu = k_up.shape[2] // Wu
     score = (q.mean(dim=2, keepdim=True) * self.scale) @ k_up.transpose(-2, -1)  # [B, h, 1, M]
     sel = topk_onehot(score.squeeze(2), topk, Wu)  # [B, h, k, M]
-    onehot = _patch_onehot(sel, Hu, Wu, H, W)  # [B, h, 4k, N]
-    T = onehot.shape[2]
 
     affine = self._kv_affine()
-    if affine is None:  # train-mode BatchNorm: project the whole map, then pick tokens (as the default path)
-        kv = self._heads(self.kv(x), 2 * d)  # [B, h, N, 2d]
-        picked = onehot @ kv
-    else:  # pick tokens, then project only them: the default path's arithmetic
+    if affine is None:  # train-mode BatchNorm: project the whole map, then pick each head's own channels
+        kv_all = _patch_tokens(_patches(self.kv(x), Hu, Wu), sel)  # [B, h, 4k, 2C]
+        own = torch.eye(h, dtype=x.dtype, device=x.device).repeat_interleave(2 * d, dim=1)  # [h, 2C]
+        picked = (kv_all * own[None, :, None, :]).reshape(B, h, -1, h, 2 * d).sum(dim=3)
+    else:  # pick tokens, then project only them
         w, b = affine
-        x_t = x.flatten(2).transpose(1, 2)  # [B, N, C]
-        tok = (onehot.reshape(B, h * T, H * W) @ x_t).reshape(B, h, T, C)
+        tok = _patch_tokens(_patches(x, Hu, Wu), sel)  # [B, h, 4k, C]
         picked = torch.matmul(tok, w.reshape(h, 2 * d, C).transpose(1, 2)) + b.reshape(h, 1, 2 * d)
     k_sel, v_sel = picked[..., :d], picked[..., d:]  # [B, h, 4k, d]
 
-    valid = onehot.sum(dim=-1)  # [B, h, 4k]: 1 inside the map, 0 for a patch position cut by the border
-    logits = (q * self.scale) @ k_sel.transpose(-2, -1) + ((valid - 1.0) * MASK_LOGIT).unsqueeze(2)
-    return logits.softmax(dim=-1) @ v_sel
+    if 2 * Hu > H or 2 * Wu > W:  # patches cut by the border (ceil-sized upper map): mask their positions
+        inside = _patches(torch.ones(1, 1, H, W, dtype=x.dtype, device=x.device), Hu, Wu)[0].transpose(0, 1)
+        valid = (sel @ inside).transpose(-2, -1).reshape(B, h, 1, 4 * topk)  # [B, h, 1, 4k]: (p, i) as tok
+        logits = q @ (k_sel * self.scale).transpose(-2, -1) + (valid - 1.0) * MASK_LOGIT  # [B, h, N, 4k]
+        return logits.softmax(dim=-1) @ v_sel
+    # no mask: one attention op (NCNN's SDPA layer runs it far faster than MatMul/Softmax/MatMul)
+    return F.scaled_dot_product_attention(q, k_sel, v_sel)
 
 
 def portable_gate(self: PSAttn, coarse: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
@@ -158,7 +172,7 @@ def portable_gate(self: PSAttn, coarse: torch.Tensor, refined: torch.Tensor) -> 
     """
     conv = self.gate_conv1d
     g = F.linear(torch.cat([coarse, refined], dim=-1), conv.weight[:, :, 0], conv.bias).sigmoid()
-    return g * refined + (1 - g) * coarse
+    return coarse + g * (refined - coarse)  # = g * refined + (1 - g) * coarse, two map-sized ops fewer
 
 
 class PortablePSAttn(PSAttn):
