@@ -134,8 +134,10 @@ def prepare_export(exporter: Any, layers: list) -> None:
             f"size (dynamic=False, imgsz=...), or coarse-only (PST_TOPK=0)."
         )
     cls = export_attention_class(mode == PORTABLE, support is not None and support.sliced_kv)
-    if cls is not PSAttn:
-        swap_attention(exporter.model, cls)
+    attns = swap_attention(exporter.model, cls)
+    if getattr(args, "dynamic", False):  # chunked ONNX attention has fixed slice sizes (nn.onnx_export)
+        for m in attns:
+            m.onnx_chunk_queries = False
     if mode == PORTABLE:
         log(f"PST: format={fmt}: fine branch written without topk/gather ({reason})")
     if isinstance(getattr(exporter, "metadata", None), dict):

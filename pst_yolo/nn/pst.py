@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ultralytics.nn.modules.conv import Conv
 
 from pst_yolo.nn.checks import check_topk, env_error, environment_variable
-from pst_yolo.nn.onnx_export import OrtMultiHeadAttention, onnx_attention_mode
+from pst_yolo.nn.onnx_export import OrtMultiHeadAttention, chunked_attention, onnx_attention_mode, query_chunks
 
 __all__ = ("PST", "GateConv1d", "PSAttn", "PSAttnBlock", "default_layer_init", "new_layer_init", "quiet_topk_clamp")
 
@@ -134,6 +134,9 @@ class PSAttn(nn.Module):
         onnx_attention (str | None): How ONNX export writes the coarse attention: "standard" (portable
             MatMul/Softmax/MatMul) or "ort" (``com.microsoft::MultiHeadAttention``, ONNX Runtime only,
             faster on CPU); None (default) follows ``PST_ONNX_ATTENTION``, else "standard".
+        onnx_chunk_queries (bool): Write "standard" attention with its queries in chunks, each holding at most
+            ``nn.onnx_export.SCORE_CHUNK_BYTES`` of scores (default True). Chunk sizes are fixed in the graph:
+            set False for a dynamic-shape ``torch.onnx.export`` (pst-yolo's export hook does for ``dynamic=True``).
 
     Shapes:
         x: [B, dim, H, W]; upper: [B, dim, Hu, Wu] with Hu in {floor(H/2), ceil(H/2)}, same for W.
@@ -152,6 +155,7 @@ class PSAttn(nn.Module):
         self.fine_in_training = False
         self.fused_attn = fused_attn
         self.onnx_attention: Optional[str] = None
+        self.onnx_chunk_queries = True
         self._warned_topk_clamp = False
 
         self.q = Conv(dim, dim, 1, act=False)
@@ -312,7 +316,8 @@ class PSAttn(nn.Module):
         v_map = kv_h[:, :, d:].reshape(B, C, Hu, Wu)  # coarse values as a map, channel h*d + j
 
         topk = self._effective_topk(Hu * Wu)
-        if torch.onnx.is_in_onnx_export() and onnx_attention_mode(self.onnx_attention) == "ort":
+        onnx_mode = onnx_attention_mode(self.onnx_attention) if torch.onnx.is_in_onnx_export() else None
+        if onnx_mode == "ort":
             # [B, tokens, C] with C = h*d head-major: the layout MultiHeadAttention takes and gives back
             out = (
                 OrtMultiHeadAttention.apply(
@@ -324,6 +329,8 @@ class PSAttn(nn.Module):
                 .reshape(B, H * W, h, d)
                 .transpose(1, 2)
             )  # [B, h, N, d]
+        elif onnx_mode == "standard" and getattr(self, "onnx_chunk_queries", True):  # (older pickles lack it)
+            out = chunked_attention(q, k, v, query_chunks(h, H * W, Hu * Wu))  # bounded score memory at run time
         else:
             out = self._attend(q, k, v)  # coarse, [B, h, N, d]
         if topk > 0:

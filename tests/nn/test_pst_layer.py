@@ -560,6 +560,45 @@ def test_onnx_ort_attention_matches_eager(k, how, monkeypatch):
         assert abs(out - ref).max() <= 1e-4, (B, H, W, Hu, Wu, abs(out - ref).max())
 
 
+def test_chunked_attention_equals_one_attention():
+    """The query slices (unequal: 37 queries in slices of 10) give one attention's numbers (float64), and the
+    chunk count keeps each slice's score matrix within the budget."""
+    from pst_yolo.nn.onnx_export import chunked_attention, query_chunks
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, n, 32, generator=g, dtype=torch.float64) for n in (37, 11, 11))
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    for chunks in (1, 2, 4, 37):
+        torch.testing.assert_close(chunked_attention(q, k, v, chunks), ref, rtol=0, atol=1e-12)
+    for heads, n, m, budget in [(1, 6400, 1600, 4 << 20), (4, 6400, 1600, 4 << 20), (2, 315, 88, 20000), (1, 8, 8, 1)]:
+        chunks = query_chunks(heads, n, m, budget)
+        assert 1 <= chunks <= n
+        assert chunks == n or heads * -(-n // chunks) * m * 4 <= budget  # a slice's fp32 scores fit
+        assert chunks == 1 or heads * -(-n // (chunks - 1)) * m * 4 > budget  # and no fewer slices would
+
+
+@pytest.mark.parametrize("k", [0, 3])
+def test_onnx_chunked_attention_matches_eager(k, monkeypatch):
+    """Standard ONNX attention with a score budget that splits the queries (315 into unequal slices): one
+    Softmax per slice in the graph, and the eager numbers in ONNX Runtime."""
+    onnx = pytest.importorskip("onnx")
+    import pst_yolo.nn.onnx_export as onnx_export
+
+    pst = _fold_bn(make_pst(k=k, n=2))
+    x, upper = inputs(1, 48, 15, 21, 8, 11, seed=5, dim_up=40)
+    monkeypatch.setattr(onnx_export, "SCORE_CHUNK_BYTES", 20000)
+    chunks = onnx_export.query_chunks(1, 15 * 21, 8 * 11)
+    slices = len(range(0, 15 * 21, -(-15 * 21 // chunks)))
+    assert slices > 2 and (15 * 21) % slices
+    blob = _export(pst, x, upper)
+    ops = [n.op_type for n in onnx.load_from_string(blob).graph.node]
+    assert ops.count("Softmax") == 2 * (slices + (k > 0))  # two blocks: the slices, and the fine branch's
+    with torch.no_grad():
+        ref = pst([x, upper]).numpy()
+    out = _ort_session(blob).run(None, {"x": x.numpy(), "up": upper.numpy()})[0]
+    assert abs(out - ref).max() <= 1e-4
+
+
 def test_onnx_attention_mode_is_validated(monkeypatch):
     pst = make_pst(k=0, n=1)
     monkeypatch.setenv("PST_ONNX_ATTENTION", "tensorrt")
