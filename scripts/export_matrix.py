@@ -193,8 +193,10 @@ fp16 −0.0010 / −0.0005; OpenVINO fp16 IR −0.0027 / −0.0006; NCNN fp16 we
 +0.0036 / +0.0023 (PST loses less than stock); OpenVINO INT8 −0.0030 / −0.0005. NNCF's calibration is not
 bit-reproducible: an earlier identical run gave OpenVINO INT8 +0.0003 for stock and −0.0036 / −0.0044 for PST
 (−0.0039 / −0.0047, the closest to the bound). One seed and 100 images: differences of a few thousandths are
-within the seed-to-seed spread (docs/accuracy.md). At this size (160 px) NCNN runs PST at k = 8 in 4.5 ms/image
-against stock's 3.9; the issue's 3.32× was at 640 px on another machine and is not re-measured here.
+within the seed-to-seed spread (docs/accuracy.md). NCNN's k = 8 graph changed after this table (only the selected
+tokens are gathered, docs/benchmarks.md "NCNN's fine branch"): re-scored with `variants=ncnn,ncnn-fp16`, the new
+graph gives the same AP to the digit (fp32 0.6082, fp16 weights 0.6087). Its latency: 1.24× stock at 640 px, 1.43×
+at 128 px (idle machine; the 3.32× issue 21 cites was an earlier run of the table above, at 128 px on a loaded machine).
 
 **INT8 and the start of PST's layers.** With the authors' initialisation (`PST_INIT=authors`, the same run
 otherwise: 0.4743 / 0.4789 at k = 0 / 8) INT8 does not cost PST AP, it *adds* it: ONNX INT8 +0.041 / +0.031,
