@@ -413,6 +413,8 @@ DEPLOY_VARIANTS = (
     "openvino-int8",
     "ncnn",
     "ncnn-fp16",
+    "litert",
+    "litert-int8",
 )
 PRECISION_KEY = Key(
     "precision",
@@ -711,6 +713,8 @@ def build_commands() -> dict[str, Command]:
                 ),
                 Key("imgsz", image_size, TRAINED_SIZE, "export and inference size"),
                 Key("batch", count, 1, "images per forward pass (1: per-image latency)"),
+                Key("calibrate", str, "train", "split of data= calibrating INT8: train, or val (Ultralytics' default)"),
+                Key("seed", seed, 0, "order of the INT8 calibration images (the same for every model of a run)"),
                 Key("project", str, "runs/pst-deploy", "parent of the run folder"),
                 Key("name", str, "deploy", "run folder name (numbered if it exists)"),
             ),

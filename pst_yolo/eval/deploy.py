@@ -48,6 +48,10 @@ VARIANTS = (
     Variant("openvino-int8", "openvino", weights="int8"),  # NNCF post-training quantization
     Variant("ncnn", "ncnn"),
     Variant("ncnn-fp16", "ncnn", weights="fp16"),  # fp16 weights (NCNN's fp16 arithmetic runs on ARM CPUs only)
+    # LiteRT (TFLite) through litert-torch; Ultralytics writes no fp16 model (LiteRT runs fp32 models in fp16 on
+    # the GPU delegate or ARM's XNNPACK), so fp32 and static INT8 only
+    Variant("litert", "litert"),
+    Variant("litert-int8", "litert", weights="int8"),  # ai-edge-quantizer, int8 weights and activations
 )
 REFERENCE = VARIANTS[0]
 
@@ -103,6 +107,10 @@ def _missing(v: Variant, calibration: Optional[Path]) -> str:
         return "INT8 calibrates on a dataset's train split: give data= (a folder or data.yaml), not annotations="
     if v.fmt == "onnx" and not has_quantize_arg():
         return "INT8 ONNX export (quantize=8) needs Ultralytics 8.4 or later"
+    if v.fmt == "litert" and importlib.util.find_spec("ai_edge_quantizer") is None:
+        return 'LiteRT INT8 needs ai-edge-quantizer: pip install "pst-yolo[litert]" (versions: constraints/deploy.txt)'
+    if v.fmt == "litert" and not has_quantize_arg():
+        return "INT8 LiteRT export (quantize=8) needs Ultralytics 8.4 or later"
     if v.fmt == "openvino" and importlib.util.find_spec("nncf") is None:
         return 'OpenVINO INT8 needs NNCF: pip install "pst-yolo[openvino]" (versions: constraints/deploy.txt)'
     return ""
@@ -117,6 +125,8 @@ def deploy(
     variants: Optional[Sequence[str]] = None,
     imgsz: Optional[int] = None,
     batch: int = 1,
+    calibrate: str = "train",
+    seed: int = 0,
     project: str | Path = "runs/pst-deploy",
     name: str = "deploy",
     verbose: bool = True,
@@ -132,6 +142,11 @@ def deploy(
         variants: names from :data:`VARIANTS` (the PyTorch fp32 reference is always run); None: all.
         imgsz: export and inference size; None: each model's training size.
         batch: images per forward pass (1: per-image latency, as ``bench``).
+        calibrate: the split of ``data`` whose images calibrate the INT8 variants: ``train`` (default), or ``val``
+            (Ultralytics' default ``split``: the images that are then scored, so the AP reads optimistic).
+        seed: seeds the order of the calibration images. Ultralytics shuffles them with torch's seed, and NNCF
+            calibrates on the first 300, so an unseeded INT8 export changes from run to run; with one seed every
+            model of the run calibrates on the same images (paired), and a rerun reproduces it.
     Returns:
         :class:`DeployResult`: one row per model, k and variant; ``results.md`` / ``results.csv`` in the run folder.
     """
@@ -141,8 +156,11 @@ def deploy(
     from pst_yolo.eval.coco import evaluate, load_ground_truth
     from pst_yolo.eval.inputs import check_model_file, check_positive
     from pst_yolo.eval.tables import machine_description, model_label
+    from pst_yolo.integration.registry import register
     from pst_yolo.integration.runtime import choose_imgsz
     from pst_yolo.nn.topk import pst_layers
+
+    register()  # the export hook (k in the metadata, each format's fine branch) even with PST_YOLO_AUTOLOAD=0
 
     # Every input is checked before the first export: models, data, settings.
     t0 = time.perf_counter()
@@ -164,6 +182,8 @@ def deploy(
     if not ks or any(k < 0 for k in ks):
         raise ValueError(f"topk must list non-negative integers, e.g. 0,8; got {list(topk)}")
     check_positive(imgsz=imgsz, batch=batch)
+    if calibrate not in ("train", "val"):
+        raise ValueError(f"calibrate={calibrate!r}: give train or val (the split of data= whose images calibrate INT8)")
     chosen = _variants(variants)
     data_yaml = _find_data_yaml(data) if data is not None else None
     ann, img_dir, class_map, _ = _coco_source(data_yaml, annotations, images)
@@ -185,7 +205,7 @@ def deploy(
                     continue
                 tag = f"{label}{'' if k is None else f'_k{k}'}"
                 try:
-                    path = _artifact(m, k, v, size, run_dir / "exports" / tag, artifacts, data_yaml)
+                    path = _artifact(m, k, v, size, run_dir / "exports" / tag, artifacts, data_yaml, calibrate, seed)
                     res = evaluate(
                         str(path), img_dir, ann, topk=k, imgsz=size, batch=batch, class_map=class_map, precision=v.precision,
                         save=run_dir / "detections" / f"{tag}_{v.name}.json", verbose=False, progress=verbose,
@@ -232,11 +252,19 @@ def _runtime(fmt: str) -> str:
 
 
 def _artifact(
-    weights: str, k: Optional[int], v: Variant, imgsz: int, out_dir: Path, cache: dict, data: Optional[Path] = None
+    weights: str,
+    k: Optional[int],
+    v: Variant,
+    imgsz: int,
+    out_dir: Path,
+    cache: dict,
+    data: Optional[Path] = None,
+    calibrate: str = "train",
+    seed: int = 0,
 ) -> Path:
     """The model a variant runs: the checkpoint itself (PyTorch: evaluate sets its k), or its export in ``v.fmt``
     with ``v.weights``, exported at k, made once per (format, weights) for the model and k; INT8 calibrates on
-    the train split of ``data``."""
+    the ``calibrate`` split of ``data``."""
     from ultralytics import YOLO
 
     from pst_yolo.eval.exported import export
@@ -256,9 +284,13 @@ def _artifact(
         if k is not None:
             set_topk(yolo, k)  # k is fixed in the exported graph
         # (the export runs in its folder: a relative data= would name another place there)
-        kwargs = {"fp16": fp16_export_args, "int8": lambda: int8_export_args(str(Path(data).resolve()))}.get(
+        kwargs = {"fp16": fp16_export_args, "int8": lambda: int8_export_args(str(Path(data).resolve()), calibrate)}.get(
             v.weights, dict
         )()
+        if v.weights == "int8":
+            import torch
+
+            torch.manual_seed(seed)  # the calibration images' order (Ultralytics seeds its shuffle from torch's seed)
         cache[key] = export(yolo, v.fmt, imgsz, folder, **kwargs)
     return cache[key]
 

@@ -102,10 +102,10 @@ def has_quantize_arg() -> bool:
     return "quantize" in DEFAULT_CFG_DICT
 
 
-def int8_export_args(data: str) -> dict:
-    """The ``export()`` arguments for INT8 calibrated on the train split of ``data``: ``quantize=8`` from
-    Ultralytics 8.4, ``int8=True`` before (``split`` picks the calibration images in both)."""
-    return {**({"quantize": 8} if has_quantize_arg() else {"int8": True}), "data": data, "split": "train"}
+def int8_export_args(data: str, split: str = "train") -> dict:
+    """The ``export()`` arguments for INT8 calibrated on the ``split`` of ``data`` (default train): ``quantize=8``
+    from Ultralytics 8.4, ``int8=True`` before (``split`` picks the calibration images in both)."""
+    return {**({"quantize": 8} if has_quantize_arg() else {"int8": True}), "data": data, "split": split}
 
 
 def fp16_export_args() -> dict:

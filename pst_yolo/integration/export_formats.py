@@ -31,7 +31,6 @@ from typing import Any
 
 from pst_yolo.integration.runtime import log
 from pst_yolo.nn.portable import export_attention_class, swap_attention
-from pst_yolo.nn.pst import PSAttn
 
 __all__ = (
     "ENV_EXPORT_FINE",
@@ -59,12 +58,14 @@ class FormatSupport:
     sliced_kv: slice keys/values before moving channels last, at every k (``nn.portable.SlicedKV``).
     runs_here: whether the exported model runs on CPU Linux (parity and latency measured), else
     export only.
+    strided_patches: the portable fine branch takes its 2x2 patches by strided slices, not pixel_unshuffle.
     """
 
     fine: str
     note: str
     sliced_kv: bool = False
     runs_here: bool = True
+    strided_patches: bool = False
 
 
 # Verified on CPU Linux by tests/eval/test_export_matrix.py and scripts/export_matrix.py (docs/export.md).
@@ -81,7 +82,11 @@ FORMAT_SUPPORT: dict[str, FormatSupport] = {
     "saved_model": FormatSupport(NATIVE, "via ONNX and onnx2tf (TopK/GatherElements to TensorFlow ops)"),
     "pb": FormatSupport(NATIVE, "TensorFlow GraphDef frozen from the SavedModel"),
     "coreml": FormatSupport(
-        PORTABLE, "coremltools types the gather indices as float and fails; running needs macOS", runs_here=False
+        PORTABLE,
+        "coremltools types the gather indices as float and fails (and has no pixel_unshuffle for iOS 15); "
+        "running needs macOS",
+        runs_here=False,
+        strided_patches=True,
     ),
 }
 # Formats Ultralytics lists that are not verified with PST here (no converter on this machine, a GPU or an
@@ -133,7 +138,9 @@ def prepare_export(exporter: Any, layers: list) -> None:
             f"the traced input size only, so other sizes would compute something else. Export with a fixed "
             f"size (dynamic=False, imgsz=...), or coarse-only (PST_TOPK=0)."
         )
-    cls = export_attention_class(mode == PORTABLE, support is not None and support.sliced_kv)
+    cls = export_attention_class(
+        mode == PORTABLE, support is not None and support.sliced_kv, support is not None and support.strided_patches
+    )
     attns = swap_attention(exporter.model, cls)
     if getattr(args, "dynamic", False):  # chunked ONNX attention has fixed slice sizes (nn.onnx_export)
         for m in attns:

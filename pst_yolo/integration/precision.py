@@ -20,7 +20,8 @@ Which runtime computes in what, on a CPU (ultralytics 8.3.138 - 8.4.x loads each
   fp16, so there the label is "runtime default".
 
 An export quantized when it was written (``quantize=8`` / ``16`` / ``w8a16`` in its metadata) says so after the
-compute precision ("bf16, int8 weights").
+compute precision ("bf16, int8 weights and activations": Ultralytics' ``quantize=8`` is static quantization in
+every format that takes it, so activations are int8 too).
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ _ALIASES = {
     **dict.fromkeys(("fp32", "f32", "float32", "float"), "fp32"),
     **dict.fromkeys(("bf16", "bfloat16"), "bf16"),
     **dict.fromkeys(("fp16", "f16", "float16", "half"), "fp16"),
+}
+# How each ``quantize=`` of an export reads after the compute precision (runtime.export_quantization's names).
+QUANTIZED_LABELS = {
+    "int8": "int8 weights and activations",  # static: ONNX Runtime QDQ, NNCF, LiteRT's quantizer
+    "fp16": "fp16 weights",
+    "w8a16": "int8 weights, int16 activations",
+    "w8a32": "int8 weights",  # dynamic / weight-only
 }
 # The runtimes with a precision switch, and the values it takes.
 SWITCHES: dict[str, tuple[str, ...]] = {"openvino": PRECISIONS}
@@ -129,9 +137,10 @@ class PrecisionRun:
         return fixed_precision(self.fmt)
 
     def label(self) -> str:
-        """``bf16``, or ``bf16, int8 weights`` for a quantized export."""
-        weights = f", {self.quantized} weights" if self.quantized else ""
-        return self.precision() + weights
+        """``bf16``, or e.g. ``bf16, int8 weights and activations`` for a quantized export."""
+        if not self.quantized:
+            return self.precision()
+        return f"{self.precision()}, {QUANTIZED_LABELS.get(self.quantized, self.quantized + ' weights')}"
 
     def how(self) -> str:
         """Why this precision: given, the runtime's default, or the runtime's only one."""

@@ -46,6 +46,7 @@ __all__ = (
     "SlicedKV",
     "SlicedKVPSAttn",
     "SlicedKVPortablePSAttn",
+    "StridedPortablePSAttn",
     "export_attention_class",
     "portable_fine_branch",
     "portable_gate",
@@ -106,12 +107,19 @@ def _fit(t: torch.Tensor, H: int, W: int) -> torch.Tensor:
     return F.pad(t, (0, pw, 0, ph)) if (ph or pw) else t
 
 
-def _patches(t: torch.Tensor, Hu: int, Wu: int) -> torch.Tensor:
+def _patches(t: torch.Tensor, Hu: int, Wu: int, strided: bool = False) -> torch.Tensor:
     """[B, C, H, W] -> [B, 4C, Hu*Wu]: the 2x2 patch over each coarse token, channel 4c + 2a + b holding
     channel c at (2r + a, 2c' + b); rows/columns the coarse grid does not reach are cut, positions beyond
-    the map are zeros (masked out of the softmax by the caller)."""
+    the map are zeros (masked out of the softmax by the caller).
+
+    ``pixel_unshuffle`` (NCNN's Reorg; NCNN gets strided slices wrong), or with ``strided`` four strided slices
+    (the same numbers; coremltools has no pixel_unshuffle for the iOS 15 target Ultralytics converts to)."""
     B, C = t.shape[:2]
-    return F.pixel_unshuffle(_fit(t, 2 * Hu, 2 * Wu), 2).reshape(B, 4 * C, Hu * Wu)
+    t = _fit(t, 2 * Hu, 2 * Wu)
+    if not strided:
+        return F.pixel_unshuffle(t, 2).reshape(B, 4 * C, Hu * Wu)
+    parity = [t[:, :, a::2, b::2] for a in (0, 1) for b in (0, 1)]  # each [B, C, Hu, Wu]
+    return torch.stack(parity, dim=2).reshape(B, 4 * C, Hu * Wu)
 
 
 def _patch_tokens(patches: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
@@ -146,12 +154,12 @@ def portable_fine_branch(
 
     affine = self._kv_affine()
     if affine is None:  # train-mode BatchNorm: project the whole map, then pick each head's own channels
-        kv_all = _patch_tokens(_patches(self.kv(x), Hu, Wu), sel)  # [B, h, 4k, 2C]
+        kv_all = _patch_tokens(_patches(self.kv(x), Hu, Wu, self.strided_patches), sel)  # [B, h, 4k, 2C]
         own = torch.eye(h, dtype=x.dtype, device=x.device).repeat_interleave(2 * d, dim=1)  # [h, 2C]
         picked = (kv_all * own[None, :, None, :]).reshape(B, h, -1, h, 2 * d).sum(dim=3)
     else:  # pick tokens, then project only them
         w, b = affine
-        tok = _patch_tokens(_patches(x, Hu, Wu), sel)  # [B, h, 4k, C]
+        tok = _patch_tokens(_patches(x, Hu, Wu, self.strided_patches), sel)  # [B, h, 4k, C]
         picked = torch.matmul(tok, w.reshape(h, 2 * d, C).transpose(1, 2)) + b.reshape(h, 1, 2 * d)
     k_sel, v_sel = picked[..., :d], picked[..., d:]  # [B, h, 4k, d]
 
@@ -178,8 +186,15 @@ def portable_gate(self: PSAttn, coarse: torch.Tensor, refined: torch.Tensor) -> 
 class PortablePSAttn(PSAttn):
     """PSAttn whose fine branch and gate are :func:`portable_fine_branch` and :func:`portable_gate`."""
 
+    strided_patches = False  # how the fine map becomes 2x2 patches (see _patches)
     _fine_branch = portable_fine_branch
     _gate = portable_gate
+
+
+class StridedPortablePSAttn(PortablePSAttn):
+    """The portable formulation with the patches taken by strided slices (coremltools)."""
+
+    strided_patches = True
 
 
 class SlicedKV:
@@ -203,8 +218,12 @@ class SlicedKVPortablePSAttn(SlicedKV, PortablePSAttn):
     """The portable formulation with keys/values sliced first."""
 
 
-def export_attention_class(portable: bool, sliced_kv: bool) -> type:
+def export_attention_class(portable: bool, sliced_kv: bool, strided_patches: bool = False) -> type:
     """The PSAttn (sub)class computing the same thing in the form a converter accepts."""
+    if portable and strided_patches:
+        if sliced_kv:
+            raise ValueError("export_attention_class: no formulation has both sliced keys/values and strided patches")
+        return StridedPortablePSAttn
     return {
         (False, False): PSAttn,
         (True, False): PortablePSAttn,

@@ -5,6 +5,7 @@ each variant scored with COCOeval and its AP set against PyTorch fp32. The run h
 from __future__ import annotations
 
 import csv
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,8 @@ def test_bad_input_is_refused_before_any_export(cli, tmp_path):
     cli.error("deploy", f"models={weights}", "variants=onnx,tensorrt", match="variants=tensorrt: unknown; choose from")
     cli.error("deploy", f"models={weights}", match=r"give data= .* or annotations= and images=")
     cli.error("deploy", f"models={weights},{weights}", "data=x", match="share a name")
+    cli.error("deploy", f"models={weights}", "data=x", "calibrate=test", match="calibrate='test': give train or val")
+    cli.error("deploy", f"models={weights}", "data=x", "seed=-1", match="seed")
 
 
 @pytest.mark.skipif(not available("openvino"), reason=install_hint("openvino"))
@@ -95,11 +98,37 @@ def test_int8_variants_calibrate_on_the_train_split_of_data(tmp_path, monkeypatc
     torch.save({"model": net, "train_args": {"imgsz": 64, "task": "detect"}}, weights)
     monkeypatch.chdir(tmp_path)  # data= relative, as typed in a shell: the export runs in another folder
     variants = ["onnx-fp16", "onnx-int8"] + (["openvino-int8"] if available("openvino") else [])
+    litert = available("litert") and importlib.util.find_spec("ai_edge_quantizer") is not None  # its own venv
+    variants += ["litert-int8"] if litert else []
     res = deploy(["pst.pt"], data="data", topk=[0], variants=variants, project=tmp_path, name="d", verbose=False)
     rows = {r.variant: r for r in res.rows}
     assert [name for name, r in rows.items() if r.error] == [], res.table
     assert (rows["onnx-fp16"].runtime, rows["onnx-fp16"].precision) == ("ONNX Runtime", "fp32, fp16 weights")
     if "openvino-int8" in rows:  # NNCF (the [openvino] extra), calibrated on the same train split
-        assert rows["openvino-int8"].precision.endswith("int8 weights") and rows["openvino-int8"].delta_ap is not None
-    assert (rows["onnx-int8"].runtime, rows["onnx-int8"].precision) == ("ONNX Runtime", "fp32, int8 weights")
+        assert (
+            rows["openvino-int8"].precision.endswith("int8 weights and activations")
+            and rows["openvino-int8"].delta_ap is not None
+        )
+    assert (rows["onnx-int8"].runtime, rows["onnx-int8"].precision) == (
+        "ONNX Runtime",
+        "fp32, int8 weights and activations",
+    )
     assert rows["onnx-int8"].delta_ap is not None and Path(rows["onnx-int8"].artifact).name.endswith("_int8.onnx")
+    if litert:  # ai-edge-quantizer's static INT8, same calibration images
+        assert (rows["litert-int8"].runtime, rows["litert-int8"].precision) == (
+            "LiteRT",
+            "fp32, int8 weights and activations",
+        )
+        assert Path(rows["litert-int8"].artifact).name.endswith("_int8.tflite")
+
+
+@pytest.mark.parametrize(
+    "quantized, label",
+    [(None, "fp32"), ("fp16", "fp32, fp16 weights"), ("int8", "fp32, int8 weights and activations"),
+     ("w8a16", "fp32, int8 weights, int16 activations"), ("w8a32", "fp32, int8 weights")],
+)  # fmt: skip
+def test_a_quantized_export_says_what_was_quantized(quantized, label):
+    """Ultralytics' quantize=8 is static quantization (activations too) in every format; weight-only says so."""
+    from pst_yolo.integration.precision import PrecisionRun
+
+    assert PrecisionRun("onnx", quantized=quantized).label() == label

@@ -16,6 +16,7 @@ from pst_yolo.nn.portable import (
     PortablePSAttn,
     SlicedKVPortablePSAttn,
     SlicedKVPSAttn,
+    StridedPortablePSAttn,
     export_attention_class,
     swap_attention,
     topk_onehot,
@@ -39,10 +40,12 @@ def _attention_layers(model: torch.nn.Module) -> list:
 SHAPES = [(8, 8, 4, 4), (7, 9, 4, 5), (7, 9, 3, 4), (16, 12, 8, 6), (5, 5, 3, 3)]
 
 
+@pytest.mark.parametrize("strided", [False, True], ids=["unshuffle", "strided"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_portable_fine_branch_equals_default(shape):
+def test_portable_fine_branch_equals_default(shape, strided):
     """Same output as the default fine branch, 4 heads, 2 blocks, in float64 (a border patch cut by
-    an odd size included); the fine branch moves the output far more than the bound."""
+    an odd size included), with the patches taken either way; the fine branch moves the output far more
+    than the bound."""
     H, W, Hu, Wu = shape
     pst = _random_pst(c2=256, k=5).double()  # hidden 128: 4 heads of 32
     g = torch.Generator().manual_seed(1)
@@ -50,8 +53,11 @@ def test_portable_fine_branch_equals_default(shape):
     up = torch.randn(2, 40, Hu, Wu, generator=g, dtype=torch.float64)
     with torch.no_grad():
         ref = pst([x, up])
+        cls = export_attention_class(True, False, strided_patches=strided)
+        assert cls is (StridedPortablePSAttn if strided else PortablePSAttn)
         with use_portable_fine_branch(pst) as n:
             assert n == 2 and all(type(m) is PortablePSAttn for m in _attention_layers(pst))
+            swap_attention(pst, cls)
             out = pst([x, up])
         assert all(type(m) is PSAttn for m in _attention_layers(pst))  # restored
         pst.k = 0
