@@ -18,7 +18,7 @@ from pst_yolo.integration.export_formats import (
     fine_branch_mode,
     prepare_export,
 )
-from pst_yolo.nn.portable import PortablePSAttn, SlicedKVPSAttn
+from pst_yolo.nn.portable import PortablePSAttn, SlicedKVPSAttn, StridedPortablePSAttn
 from pst_yolo.nn.pst import PSAttn
 from pst_yolo.nn.topk import pst_layers, set_topk
 
@@ -58,7 +58,7 @@ def _exporter(yolo, fmt: str, k: int, dynamic: bool = False):
         ("ncnn", 0, PSAttn, "off"),
         ("litert", 0, SlicedKVPSAttn, "off"),
         ("litert", 8, SlicedKVPSAttn, "native"),
-        ("coreml", 8, PortablePSAttn, "portable"),
+        ("coreml", 8, StridedPortablePSAttn, "portable"),
     ],
 )
 def test_prepare_export_per_format(yolo, fmt, k, cls, fine):
