@@ -164,7 +164,8 @@ def portable_fine_branch(
     k_sel, v_sel = picked[..., :d], picked[..., d:]  # [B, h, 4k, d]
 
     if 2 * Hu > H or 2 * Wu > W:  # patches cut by the border (ceil-sized upper map): mask their positions
-        inside = _patches(torch.ones(1, 1, H, W, dtype=x.dtype, device=x.device), Hu, Wu)[0].transpose(0, 1)
+        ones = torch.ones(1, 1, H, W, dtype=x.dtype, device=x.device)
+        inside = _patches(ones, Hu, Wu, self.strided_patches)[0].transpose(0, 1)  # [M, 4]
         valid = (sel @ inside).transpose(-2, -1).reshape(B, h, 1, 4 * topk)  # [B, h, 1, 4k]: (p, i) as tok
         logits = q @ (k_sel * self.scale).transpose(-2, -1) + (valid - 1.0) * MASK_LOGIT  # [B, h, N, 4k]
         return logits.softmax(dim=-1) @ v_sel
