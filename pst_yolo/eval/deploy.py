@@ -105,12 +105,10 @@ def _missing(v: Variant, calibration: Optional[Path]) -> str:
         return ""
     if calibration is None:
         return "INT8 calibrates on a dataset's train split: give data= (a folder or data.yaml), not annotations="
-    if v.fmt == "onnx" and not has_quantize_arg():
-        return "INT8 ONNX export (quantize=8) needs Ultralytics 8.4 or later"
+    if v.fmt in ("onnx", "litert") and not has_quantize_arg():
+        return f"INT8 format={v.fmt} export (quantize=8) needs Ultralytics 8.4 or later"
     if v.fmt == "litert" and importlib.util.find_spec("ai_edge_quantizer") is None:
         return 'LiteRT INT8 needs ai-edge-quantizer: pip install "pst-yolo[litert]" (versions: constraints/deploy.txt)'
-    if v.fmt == "litert" and not has_quantize_arg():
-        return "INT8 LiteRT export (quantize=8) needs Ultralytics 8.4 or later"
     if v.fmt == "openvino" and importlib.util.find_spec("nncf") is None:
         return 'OpenVINO INT8 needs NNCF: pip install "pst-yolo[openvino]" (versions: constraints/deploy.txt)'
     return ""
